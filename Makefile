@@ -1,0 +1,47 @@
+# guestcatalog — see README.md. `make test` is what CI runs (.ci/run).
+GO        ?= go
+PKGS_LIB  := ./catalog/... ./cloudinit/... ./framework/... ./ci/... ./cmd/...
+E2E       ?= debian-containerd debian-docker debian-podman debian-apptainer
+REPORTS   ?= out/reports
+ARTIFACTS ?= out/artifacts
+
+.PHONY: all build test test-short test-integration test-e2e test-suites lint bench generate deps verify help
+
+all: lint test-short build
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+deps: ## install the Debian packages the tests and guests need (root; Debian/Ubuntu)
+	./.ci/install-deps
+
+build: ## build bin/catalog
+	$(GO) build -o bin/catalog ./cmd/catalog
+
+test: lint test-short test-integration test-e2e test-suites ## everything CI runs: unit, integration, offline e2e (TCG)
+
+test-short: ## tier 1: hermetic unit tests, seconds
+	$(GO) test -short ./...
+
+test-integration: ## tier 2: real qemu-img, mmdebstrap, cloud-init schema, QEMU boots
+	GUESTCATALOG_REQUIRE_TOOLS=1 $(GO) test -timeout 40m $(PKGS_LIB)
+
+test-e2e: ## tier 3: `catalog verify --offline` of the offline templates, with reports
+	$(GO) run ./cmd/catalog verify --offline --report-dir $(REPORTS) --artifacts $(ARTIFACTS) $(E2E)
+
+test-suites: ## tier 3: the same specs through `go test ./suites/...` (reuses provisioned disks)
+	GUESTCATALOG_OFFLINE=1 GUESTCATALOG_TEMPLATES="$(E2E)" $(GO) test -timeout 60m ./suites/... -ginkgo.v -ginkgo.junit-report=junit-suites.xml
+
+verify: ## verify one template end to end: make verify T=debian-containerd
+	$(GO) run ./cmd/catalog verify --offline $(or $(T),debian-containerd)
+
+lint: ## gofmt, go vet, actionlint on the nightly workflow
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool actionlint .github/workflows/*.yml
+
+generate: ## regenerate the JSON schema, the nightly workflow and golden files
+	$(GO) generate ./...
+
+bench: ## benchmarks that print figures (downloads, cache hits, image build, boot, warm verify)
+	GUESTCATALOG_BENCH_BUILD=1 $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./framework/... ./suites/...

@@ -1,0 +1,199 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Result is the outcome of a check or of a whole template.
+type Result string
+
+// Results, lowercase in JSON.
+const (
+	Pass Result = "pass"
+	Fail Result = "fail"
+	Skip Result = "skip"
+)
+
+// Verdict is the upper-case word printed for a result: PASS, FAIL, SKIPPED.
+func (r Result) Verdict() string {
+	switch r {
+	case Pass:
+		return "PASS"
+	case Fail:
+		return "FAIL"
+	default:
+		return "SKIPPED"
+	}
+}
+
+// Image says where the guest disk came from.
+type Image struct {
+	// Source is the URL or "build:<suite>" for a locally built image.
+	Source string `json:"source"`
+	Digest string `json:"digest,omitempty"`
+	// Recipe is the local build recipe, when the image was built.
+	Recipe any `json:"recipe,omitempty"`
+}
+
+// Phase is one readiness phase and how long it took.
+type Phase struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+	Result  Result  `json:"result,omitempty"`
+}
+
+// Check is one spec.
+type Check struct {
+	Name    string  `json:"name"`
+	Result  Result  `json:"result"`
+	Seconds float64 `json:"seconds"`
+	Message string  `json:"message,omitempty"`
+}
+
+// Template is report.json: the verdict for one template.
+type Template struct {
+	Template      string    `json:"template"`
+	Arch          string    `json:"arch,omitempty"`
+	Result        Result    `json:"result"`
+	Reason        string    `json:"reason,omitempty"`
+	Accelerator   string    `json:"accelerator,omitempty"`
+	AccelReason   string    `json:"acceleratorReason,omitempty"`
+	Image         Image     `json:"image"`
+	QEMUVersion   string    `json:"qemuVersion,omitempty"`
+	EngineVersion string    `json:"engineVersion,omitempty"`
+	Provisioned   string    `json:"provisioned,omitempty"` // "fresh" or "reused"
+	Phases        []Phase   `json:"phases,omitempty"`
+	Checks        []Check   `json:"checks"`
+	Artifacts     string    `json:"artifacts,omitempty"`
+	Started       time.Time `json:"started"`
+	Seconds       float64   `json:"seconds"`
+}
+
+// Finish derives the template's result from its checks: fail if any check
+// failed, pass if at least one passed, skip otherwise (the reason of the
+// first skipped check becomes the template's reason when none is set).
+func (t *Template) Finish() {
+	t.Result = Skip
+	passed := false
+	for _, c := range t.Checks {
+		switch c.Result {
+		case Fail:
+			t.Result = Fail
+			if t.Reason == "" {
+				t.Reason = c.Name + ": " + firstLine(c.Message)
+			}
+		case Pass:
+			passed = true
+		case Skip:
+			if t.Reason == "" && c.Message != "" && !passed {
+				t.Reason = c.Message
+			}
+		}
+	}
+	if t.Result != Fail && passed {
+		t.Result = Pass
+		t.Reason = ""
+	}
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// WriteFile writes the report as indented JSON, atomically.
+func (t *Template) WriteFile(path string) error {
+	b, err := json.MarshalIndent(t, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding report for %s: %w", t.Template, err)
+	}
+	return writeAtomic(path, append(b, '\n'))
+}
+
+// ReadFile reads a report.json.
+func ReadFile(path string) (*Template, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var t Template
+	if err := json.Unmarshal(b, &t); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &t, nil
+}
+
+func writeAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// CheckLine is the CLI's line for one check: "  PASS     3.1s  docker: run".
+func CheckLine(c Check) string {
+	line := fmt.Sprintf("  %-7s %6.1fs  %s", c.Result.Verdict(), c.Seconds, c.Name)
+	if c.Result != Pass && c.Message != "" {
+		line += "\n           " + strings.ReplaceAll(firstLine(c.Message), "\n", " ")
+	}
+	return line
+}
+
+// VerdictLine is the CLI's line for one template.
+func VerdictLine(t *Template) string {
+	s := fmt.Sprintf("%s %s (%.0fs", t.Result.Verdict(), t.Template, t.Seconds)
+	if t.Accelerator != "" {
+		s += ", " + t.Accelerator
+	}
+	s += ")"
+	if t.Reason != "" {
+		s += ": " + t.Reason
+	}
+	if t.Result == Fail && t.Artifacts != "" {
+		s += "\n  artifacts: " + t.Artifacts
+	}
+	return s
+}
+
+// Summary prints one verdict line per template, sorted by name, and returns
+// whether nothing failed.
+func Summary(w io.Writer, ts []*Template) bool {
+	sorted := append([]*Template(nil), ts...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Template < sorted[j].Template })
+	ok := true
+	for _, t := range sorted {
+		fmt.Fprintln(w, VerdictLine(t))
+		if t.Result == Fail {
+			ok = false
+		}
+	}
+	return ok
+}

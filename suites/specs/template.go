@@ -1,0 +1,63 @@
+package specs
+
+import (
+	. "github.com/onsi/ginkgo/v2"
+
+	"github.com/guestcatalog/guestcatalog/framework"
+)
+
+// EngineSpec wires the specs of one engine.
+func EngineSpec(engine string, guest func() *framework.Guest) {
+	switch engine {
+	case "":
+		// A distro alone: the base specs are the whole check.
+	case "containerd":
+		ContainerdSpec(guest)
+	case "docker":
+		DockerSpec(guest)
+	case "podman":
+		PodmanSpec(guest)
+	case "apptainer":
+		ApptainerSpec(guest)
+	default:
+		KubernetesSpec(engine, guest)
+	}
+}
+
+// Template registers one template's specs: an Ordered container that boots
+// the guest once (BeforeAll), runs the base specs and its engine's specs on
+// it, and tears it down after the last one. Labels: template:, engine:,
+// distro:, arch:, tier:.
+func Template(name string) bool {
+	t := framework.MustResolve(name)
+	return Describe(t.Name, Ordered, Label(framework.Labels(t)...), func() {
+		var g *framework.Guest
+		BeforeAll(func(ctx SpecContext) {
+			g = framework.Boot(ctx, t.Name)
+		}, NodeTimeout(framework.BootTimeout(t)))
+		BeforeEach(func() { recordEngineVersion(g) })
+		ReportAfterEach(func(r SpecReport) { framework.RecordSpec(t.Name, r) })
+		get := func() *framework.Guest { return g }
+		BaseSpec(get)
+		engine := ""
+		if t.Engine != nil {
+			engine = t.Engine.Name
+		}
+		EngineSpec(engine, get)
+	})
+}
+
+// Templates registers every template in names.
+func Templates(names []string) bool {
+	for _, n := range names {
+		Template(n)
+	}
+	return true
+}
+
+// ForEngine registers the selected templates of one engine ("" for the
+// distros alone): the ones named in GUESTCATALOG_TEMPLATES, or all of the
+// catalog's. It is what suites/<engine> calls.
+func ForEngine(engine string) bool {
+	return Templates(framework.Selected(engine))
+}
