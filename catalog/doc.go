@@ -1,7 +1,27 @@
 // Package catalog loads, composes, defaults and validates guest templates.
 //
-// A template is a YAML document (apiVersion guestcatalog.dev/v1alpha1) that
-// names a distro image and a container engine. Templates are composed from
-// fragments with `base:`; see README.md ("Template format") for the merge rules.
-// Load does not validate: the steps are Load → Compose → Default → Validate.
+// A template is a YAML document (apiVersion guestcatalog.dev/v1alpha1,
+// kind Template) naming a distro image and, usually, a container engine,
+// `<distro>-<release>[-<engine>]` with short aliases (`debian-docker`). It
+// is composed with `base:` from fragments (kind Fragment), named by their
+// path: `images/debian-13`, `engines/docker`; [MergeRules] says how. The
+// shipped templates are embedded from catalog/templates; [LoadFiles]
+// layers a user's files over them.
+//
+// The steps are explicit: Load reads every document strictly (unknown
+// fields, duplicate keys, wrong types are errors) and checks each
+// document's own fields, but composes nothing; [Catalog.Resolve] composes a
+// template, fills in defaults ([Default]) and validates the whole. Every
+// problem is reported at once, as [Problems], each with its position and
+// field path:
+//
+//	catalog/templates/images/x.yaml:12:5: images[0].digest: must be set (or noDigest must say why)
+//
+// Warnings (an image without a digest, for a stated reason) do not fail a
+// template; [Catalog.Check] and [Catalog.CheckAll] report them.
+//
+// The JSON Schema in schema/template.schema.json is generated from the Go
+// types (`go generate ./catalog`); Validate reads the enums and patterns
+// from the same struct tags, and a test validates every shipped document
+// against the schema, so the two cannot drift apart.
 package catalog

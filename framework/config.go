@@ -169,8 +169,8 @@ func engineOf(t *catalog.Template) string {
 	return t.Engine.Name
 }
 
-// Labels are the Ginkgo labels of a template's specs.
-func Labels(t *catalog.Template) []string {
+// TemplateLabels are the Ginkgo labels of a template's specs.
+func TemplateLabels(t *catalog.Template) []string {
 	distro := t.Distro.Name
 	if t.Distro.Release != "" {
 		distro += "-" + t.Distro.Release

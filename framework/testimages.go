@@ -5,7 +5,8 @@ import (
 	"context"
 	"sync"
 
-	. "github.com/onsi/gomega" //nolint:revive
+	. "github.com/onsi/ginkgo/v2" //nolint:revive
+	. "github.com/onsi/gomega"    //nolint:revive
 
 	gexec "github.com/guestcatalog/guestcatalog/framework/exec"
 	"github.com/guestcatalog/guestcatalog/framework/testimage"

@@ -61,7 +61,9 @@ verify of the same template starts from it and skips provisioning.`,
   catalog verify --offline --report-dir out/reports debian-docker debian-podman
   catalog verify ubuntu-k3s --artifacts out/artifacts --keep-on-failure`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return runVerify(cmd.Context(), cmd.OutOrStdout(), o, args) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVerify(cmd.Context(), cmd.OutOrStdout(), o, args)
+		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.accel, "accel", envOr("GUESTCATALOG_ACCEL", "auto"),

@@ -1,6 +1,8 @@
 package specs
 
 import (
+	"testing"
+
 	. "github.com/onsi/ginkgo/v2"
 
 	"github.com/guestcatalog/guestcatalog/framework"
@@ -30,7 +32,7 @@ func EngineSpec(engine string, guest func() *framework.Guest) {
 // distro:, arch:, tier:.
 func Template(name string) bool {
 	t := framework.MustResolve(name)
-	return Describe(t.Name, Ordered, Label(framework.Labels(t)...), func() {
+	return Describe(t.Name, Ordered, Label(framework.TemplateLabels(t)...), func() {
 		var g *framework.Guest
 		BeforeAll(func(ctx SpecContext) {
 			g = framework.Boot(ctx, t.Name)
@@ -60,4 +62,15 @@ func Templates(names []string) bool {
 // catalog's. It is what suites/<engine> calls.
 func ForEngine(engine string) bool {
 	return Templates(framework.Selected(engine))
+}
+
+// SkipIfShort skips a suite under `go test -short`: suites boot guests.
+func SkipIfShort(t interface {
+	Skip(args ...any)
+	Helper()
+}) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("guest suites boot QEMU guests; not part of -short")
+	}
 }

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/guestcatalog/guestcatalog/framework/download"
+)
+
+// newDownloadCache builds the image download cache from the global flags:
+// --cache-dir (else $GUESTCATALOG_CACHE, else $XDG_CACHE_HOME/guestcatalog),
+// --offline, --mirror after $GUESTCATALOG_MIRRORS (a flag wins over the
+// environment for the same prefix), --verbose logging to stderr. Progress
+// goes to progress (a bar on a terminal, lines otherwise); nil is silent.
+func newDownloadCache(stderr, progress io.Writer, extra ...download.Option) (*download.Cache, error) {
+	envMirrors, err := download.MirrorsFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	flagMirrors, err := download.ParseMirrors(global.Mirrors...)
+	if err != nil {
+		return nil, fmt.Errorf("--mirror: %w", err)
+	}
+	opts := []download.Option{download.WithMirrors(append(envMirrors, flagMirrors...)...)}
+	if global.CacheDir != "" {
+		opts = append(opts, download.WithCacheDir(global.CacheDir))
+	}
+	if global.Offline {
+		opts = append(opts, download.WithOffline())
+	}
+	if progress != nil {
+		opts = append(opts, download.WithProgress(progress))
+	}
+	if global.Verbose {
+		opts = append(opts, download.WithLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	}
+	return download.New(append(opts, extra...)...)
+}
+
+func init() {
+	cacheCmd := &cobra.Command{
+		Use:   "cache",
+		Short: "Inspect and clean the image download cache",
+		Long: `The download cache holds the guest images fetched by ` + "`catalog pull`" + ` and
+` + "`catalog verify`" + `, each verified against its template's digest. It lives in
+<cache dir>/downloads, where <cache dir> is --cache-dir, else $GUESTCATALOG_CACHE,
+else $XDG_CACHE_HOME/guestcatalog (~/.cache/guestcatalog).
+
+Each URL has a directory named by a hash of the URL (the upstream URL even when
+a --mirror served it) holding the verified file (data), its decompressed image
+for .xz/.gz/.zst/.bz2 URLs (data.decompressed), meta.json (URL, digest, size,
+times) and, after an interrupted download, data.part, which the next pull
+resumes. A cache hit checks the size and modification time recorded when the
+file was verified; ` + "`catalog cache verify`" + ` re-hashes everything.
+
+To work offline (--offline), fill a cache on a connected machine with
+` + "`catalog pull`" + ` and copy the cache directory (rsync -a keeps the times, so
+nothing needs re-hashing; a plain copy is re-hashed once on first use).`,
+	}
+	cacheCmd.AddCommand(newCacheLsCmd(), newCachePruneCmd(), newCacheVerifyCmd(), newCacheDirCmd())
+	rootCmd.AddCommand(cacheCmd)
+}
+
+func newCacheDirCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "dir",
+		Short: "Print the download cache directory",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := newDownloadCache(cmd.ErrOrStderr(), nil)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), c.Dir())
+			return nil
+		},
+	}
+}
+
+func newCacheLsCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List cached images",
+		Long: `ls lists the cache entries, most recently used first: URL, size, digest, when
+the image was last used, and the path of the file a pull returns (the
+decompressed image for compressed URLs). An interrupted download shows as
+"partial".
+
+With --json it prints an array of objects with the keys key, dir, url, source
+(the mirror URL it came from, if any), digest, verified (false for templates
+without a digest: the digest was then computed), size, path, decompressed,
+fetchedAt, lastUsed, complete, partialSize and diskUsage.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := newDownloadCache(cmd.ErrOrStderr(), nil)
+			if err != nil {
+				return err
+			}
+			entries, err := c.List()
+			if err != nil {
+				return err
+			}
+			return printCacheList(cmd.OutOrStdout(), entries, asJSON, time.Now())
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array instead of a table")
+	return cmd
+}
+
+func printCacheList(w io.Writer, entries []download.Entry, asJSON bool, now time.Time) error {
+	if asJSON {
+		if entries == nil {
+			entries = []download.Entry{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(entries)
+	}
+	if len(entries) == 0 {
+		fmt.Fprintln(w, "the download cache is empty")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "URL\tSIZE\tDIGEST\tLAST USED\tPATH")
+	var total int64
+	for _, e := range entries {
+		total += e.DiskUsage
+		size, digest, path := download.FormatBytes(e.Size), shortDigest(e.Digest), e.Path
+		if !e.Verified && e.Complete {
+			digest += " (no digest given)"
+		}
+		if !e.Complete {
+			size, digest, path = "partial "+download.FormatBytes(e.PartialSize), "-", "-"
+		}
+		url := e.URL
+		if url == "" {
+			url = "(unknown: " + e.Dir + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", url, size, digest, ago(now, e.LastUsed), path)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d entries, %s on disk\n", len(entries), download.FormatBytes(total))
+	return nil
+}
+
+// shortDigest keeps the algorithm and 12 hex digits.
+func shortDigest(d string) string {
+	algo, hx, ok := strings.Cut(d, ":")
+	if !ok || len(hx) <= 12 {
+		return dashIfEmpty(d)
+	}
+	return algo + ":" + hx[:12] + "…"
+}
+
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+	}
+}
+
+func newCachePruneCmd() *cobra.Command {
+	var (
+		olderThan time.Duration
+		all       bool
+		dryRun    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Remove cached images not used recently",
+		Long: `prune removes the cache entries not used for --older-than (default 720h, 30
+days), interrupted downloads as old, and temporary files left by a crash.
+--all removes every entry. An entry locked by a running pull or verify is
+kept and reported. A removed image that a leftover qcow2 overlay uses as its
+backing file breaks that overlay: prune with a margin.`,
+		Example: `  catalog cache prune                    # unused for 30 days
+  catalog cache prune --older-than 168h  # unused for a week
+  catalog cache prune --all --dry-run    # what --all would remove`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !all && olderThan <= 0 {
+				return fmt.Errorf("--older-than must be positive (or use --all)")
+			}
+			c, err := newDownloadCache(cmd.ErrOrStderr(), nil)
+			if err != nil {
+				return err
+			}
+			rep, err := c.Prune(cmd.Context(), download.PruneOptions{OlderThan: olderThan, All: all, DryRun: dryRun})
+			out := cmd.OutOrStdout()
+			verb := "removed"
+			if dryRun {
+				verb = "would remove"
+			}
+			for _, e := range rep.Removed {
+				fmt.Fprintf(out, "%s %s (%s)\n", verb, dashIfEmpty(e.URL), download.FormatBytes(e.DiskUsage))
+			}
+			for _, e := range rep.InUse {
+				fmt.Fprintf(out, "kept %s: in use\n", dashIfEmpty(e.URL))
+			}
+			fmt.Fprintf(out, "%s %d entries, %s\n", verb, len(rep.Removed), download.FormatBytes(rep.Freed))
+			return err
+		},
+	}
+	cmd.Flags().DurationVar(&olderThan, "older-than", 720*time.Hour, "remove entries not used for this long")
+	cmd.Flags().BoolVar(&all, "all", false, "remove every entry not in use")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be removed, remove nothing")
+	return cmd
+}
+
+func newCacheVerifyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "verify",
+		Short: "Re-hash every cached image against its digest",
+		Long: `verify re-reads every cached image and checks it against the digest recorded
+when it was downloaded (and each decompressed image against the hash taken when
+it was decompressed). A corrupt entry is removed, so the next pull downloads it
+again; the exit status is 1 if any was. It never uses the network.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := newDownloadCache(cmd.ErrOrStderr(), nil)
+			if err != nil {
+				return err
+			}
+			reps, err := c.Verify(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out, bad := cmd.OutOrStdout(), 0
+			for _, r := range reps {
+				if r.Err != nil {
+					bad++
+					fmt.Fprintf(out, "CORRUPT %s: %v\n", r.Entry.URL, r.Err)
+					continue
+				}
+				fmt.Fprintf(out, "ok      %s (%s)\n", r.Entry.URL, shortDigest(r.Entry.Digest))
+			}
+			fmt.Fprintf(out, "%d verified, %d corrupt (removed)\n", len(reps)-bad, bad)
+			if bad > 0 {
+				return exitError{code: 1}
+			}
+			return nil
+		},
+	}
+}
+
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

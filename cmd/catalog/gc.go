@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/guestcatalog/guestcatalog/framework/qemu"
+)
+
+func init() {
+	var (
+		dryRun  bool
+		asJSON  bool
+		runRoot string
+	)
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Remove what crashed runs left behind (QEMU processes, run dirs, overlays)",
+		Long: `gc removes the leftovers of runs that ended without cleaning up (a killed test
+binary, a crashed CLI), and only what is provably ours: every run dir holds an
+owner.json naming the process that created it and its start time; a run dir
+whose owner is gone (or that dates from before the last boot) is removed, after
+killing the QEMU processes whose command line names it. Run dirs whose owner
+lives, and anything without a valid owner.json, are kept.
+
+Run dirs live under $GUESTCATALOG_RUNTIME_DIR, else $XDG_RUNTIME_DIR/guestcatalog,
+else <tmp>/guestcatalog-<uid>. Normally nothing is left: QEMU stops when its
+context ends and dies with its parent (Pdeathsig).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts := []qemu.GcOption{qemu.GcRoot(runRoot), qemu.GcDryRun(dryRun)}
+			if global.Verbose {
+				opts = append(opts, qemu.GcLogger(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))))
+			}
+			res, err := qemu.Gc(cmd.Context(), opts...)
+			if perr := printGc(cmd.OutOrStdout(), res, asJSON, global.Verbose); perr != nil {
+				return perr
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&dryRun, "dry-run", false, "say what would be removed and killed; change nothing")
+	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	f.StringVar(&runRoot, "run-root", qemu.DefaultRunRoot(), "directory holding the run dirs (env "+qemu.EnvRunRoot+")")
+	rootCmd.AddCommand(cmd)
+}
+
+func printGc(w io.Writer, res qemu.GcResult, asJSON, verbose bool) error {
+	if asJSON {
+		if res.Removed == nil {
+			res.Removed = []qemu.GcEntry{}
+		}
+		if res.Kept == nil {
+			res.Kept = []qemu.GcEntry{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	verb := "removed"
+	if res.DryRun {
+		verb = "would remove"
+	}
+	for _, e := range res.Removed {
+		line := fmt.Sprintf("%s %s (%s", verb, e.Dir, e.Reason)
+		if len(e.Killed) > 0 {
+			kill := "killed"
+			if res.DryRun {
+				kill = "would kill"
+			}
+			line += fmt.Sprintf("; %s qemu pid %s", kill, joinInts(e.Killed))
+		}
+		fmt.Fprintln(w, line+")")
+	}
+	if verbose {
+		for _, e := range res.Kept {
+			fmt.Fprintf(w, "kept %s (%s)\n", e.Dir, e.Reason)
+		}
+	}
+	if len(res.Removed) == 0 {
+		fmt.Fprintf(w, "nothing to remove under %s", res.Root)
+		if n := len(res.Kept); n > 0 {
+			fmt.Fprintf(w, " (%d run dir(s) in use or not ours)", n)
+		}
+		fmt.Fprintln(w)
+	}
+	return nil
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, ", ")
+}

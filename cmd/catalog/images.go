@@ -1,0 +1,306 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/ci/freshness"
+)
+
+// imagesOptions are the flags shared by `catalog images` subcommands.
+type imagesOptions struct {
+	baseURL string
+	timeout time.Duration
+}
+
+// defaultTemplatesDir is where the image fragments live in the repository.
+const defaultTemplatesDir = "catalog/templates"
+
+func init() {
+	var o imagesOptions
+	cmd := &cobra.Command{
+		Use:   "images",
+		Short: "Check and update the pinned upstream images",
+		Long: `images keeps the catalog's upstream cloud images fresh: check asks upstream
+whether every pinned URL is still served with the pinned digest; update moves
+the pins to the newest upstream release. Both need the network.
+
+Where each distro publishes checksums and releases:
+  ubuntu     SHA256SUMS beside the image; simplestreams
+             releases/streams/v1/com.ubuntu.cloud:released:download.json
+  debian     SHA512SUMS beside the image; the suite's dated directories
+  fedora     Fedora-Cloud-<release>-<respin>-<arch>-CHECKSUM (PGP-signed)
+  rocky      CHECKSUM beside the image; <major>.<minor>/ directories
+  almalinux  CHECKSUM beside the image; <major>.<minor>/ directories
+  alpine     <image>.sha512; v<branch>/releases/<arch>/latest-releases.yaml
+  archlinux  <image>.SHA256; images/latest/ and images/v<version>/
+
+--mirror PREFIX=MIRROR (global) and --base-url fetch from elsewhere; the URLs
+written into the templates stay the upstream ones.`,
+		Example: `  catalog images check
+  catalog images update --dry-run
+  catalog images check --base-url http://127.0.0.1:8080   # a mirror tree laid out as HOST/PATH`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&o.baseURL, "base-url", os.Getenv("GUESTCATALOG_IMAGES_BASE_URL"),
+		"fetch https://HOST/PATH as BASE/HOST/PATH (a local mirror tree; env GUESTCATALOG_IMAGES_BASE_URL)")
+	pf.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
+	cmd.AddCommand(newImagesCheckCmd(&o), newImagesUpdateCmd(&o))
+	rootCmd.AddCommand(cmd)
+}
+
+func newImagesCheckCmd(o *imagesOptions) *cobra.Command {
+	var (
+		asJSON, asMarkdown bool
+		concurrency        int
+		dir                string
+	)
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Check that pinned image URLs are served with their pinned digest",
+		Long: `check asks upstream, for every image URL of the catalog (once per URL):
+
+  URL     is it still served? HEAD, following redirects; a server that refuses
+          HEAD is asked for one byte with a ranged GET. ok, dead (4xx) or
+          error (no answer, 5xx after retries).
+  DIGEST  does the checksum file the distro publishes still list the pinned
+          digest? ok, changed, missing (the checksum file is gone or does
+          not list the image), unpublished (no checksum file is known for
+          that host), unpinned (the entry has noDigest: a rolling fallback).
+
+It prints a table, then a line for each problem. The exit code is 1 when a URL
+is dead or unreachable or a digest changed; missing, unpublished and unpinned
+are warnings.
+
+By default it checks the shipped catalog (the image fragments, and templates
+that carry images themselves); --dir checks the YAML files under a directory.`,
+		Example: `  catalog images check
+  catalog images check --json | jq '.results[] | select(.digestStatus == "changed")'
+  catalog images check --markdown >> "$GITHUB_STEP_SUMMARY"`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if asJSON && asMarkdown {
+				return errors.New("--json and --markdown: choose one")
+			}
+			format := "table"
+			switch {
+			case asJSON:
+				format = "json"
+			case asMarkdown:
+				format = "markdown"
+			}
+			return runImagesCheck(cmd.Context(), cmd.OutOrStdout(), *o, dir, format, concurrency)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "check the YAML files under this directory instead of the shipped catalog")
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"results":[...],"summary":{...},"failed":bool}`)
+	cmd.Flags().BoolVar(&asMarkdown, "markdown", false, "print a Markdown table (for $GITHUB_STEP_SUMMARY)")
+	cmd.Flags().IntVar(&concurrency, "concurrency", 8, "images checked at once")
+	return cmd
+}
+
+func newImagesUpdateCmd(o *imagesOptions) *cobra.Command {
+	var (
+		dryRun  bool
+		distros []string
+		asJSON  bool
+		dir     string
+	)
+	cmd := &cobra.Command{
+		Use:   "update",
+		Short: "Move pinned images to the newest upstream release",
+		Long: `update reads each distro's release metadata and rewrites, in the template
+files, the location and digest of every pinned image entry for which upstream
+has a newer release of the same line (same release, variant and arch): a new
+Ubuntu serial, Debian dated build, Fedora respin, Rocky/AlmaLinux minor release
+or build, Alpine point release or respin, Arch Linux build.
+
+Only those two values change in the files: comments, key order, quoting and
+flow style stay byte for byte. Entries without a digest (rolling fallbacks)
+and URLs of hosts without known release metadata are left alone. A second run
+right after changes nothing.
+
+It edits the YAML under --dir (default catalog/templates, from the repository
+root). Review the diff, then run ` + "`catalog images check`" + ` and verify the templates.`,
+		Example: `  catalog images update --dry-run
+  catalog images update --distro debian --distro ubuntu
+  catalog images update --dir catalog/templates/images`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runImagesUpdate(cmd.Context(), cmd.OutOrStdout(), *o, dir, freshness.UpdateOptions{DryRun: dryRun, Distros: distros}, asJSON)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", defaultTemplatesDir, "the template files to edit")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the changes, write nothing")
+	cmd.Flags().StringSliceVar(&distros, "distro", nil,
+		"only these distros (repeatable or comma-separated): "+strings.Join(freshness.Distros(), ", "))
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the changes as JSON")
+	return cmd
+}
+
+// errImagesOffline explains why the images commands refuse --offline.
+var errImagesOffline = errors.New("catalog images asks upstream servers (checksums, release metadata) and cannot run offline: " +
+	"drop --offline / GUESTCATALOG_OFFLINE=1, or point --mirror/--base-url at a reachable mirror")
+
+func imagesClient(o imagesOptions) (*freshness.Client, error) {
+	if global.Offline {
+		return nil, errImagesOffline
+	}
+	specs := global.Mirrors
+	if len(specs) == 0 {
+		if env := os.Getenv("GUESTCATALOG_MIRRORS"); env != "" {
+			specs = strings.Split(env, ",")
+		}
+	}
+	mirrors, err := freshness.ParseMirrors(specs)
+	if err != nil {
+		return nil, err
+	}
+	c := &freshness.Client{Mirrors: mirrors, BaseURL: o.baseURL}
+	if global.Verbose {
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return c, nil
+}
+
+func withImagesTimeout(ctx context.Context, o imagesOptions) (context.Context, context.CancelFunc) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if o.timeout > 0 {
+		return context.WithTimeout(ctx, o.timeout)
+	}
+	return context.WithCancel(ctx)
+}
+
+// catalogImages lists the image entries of the shipped catalog: those of
+// the fragments (labelled like the fragment, debian-13) and of templates
+// that carry their own.
+func catalogImages() ([]freshness.Image, error) {
+	c, err := catalog.LoadEmbedded()
+	if err != nil {
+		return nil, fmt.Errorf("loading the shipped templates (run catalog validate):\n%w", err)
+	}
+	var ims []freshness.Image
+	for _, f := range c.Fragments() {
+		for _, im := range freshness.FromTemplates([]*catalog.Template{f}) {
+			im.Name = strings.TrimPrefix(f.Name, "images/")
+			im.File = f.Source
+			ims = append(ims, im)
+		}
+	}
+	ims = append(ims, freshness.FromTemplates(c.Templates())...)
+	return freshness.Dedupe(ims), nil
+}
+
+func runImagesCheck(ctx context.Context, out io.Writer, o imagesOptions, dir, format string, concurrency int) error {
+	client, err := imagesClient(o)
+	if err != nil {
+		return err
+	}
+	var ims []freshness.Image
+	if dir != "" {
+		ims, err = freshness.ScanDir(dir)
+	} else {
+		ims, err = catalogImages()
+	}
+	if err != nil {
+		return err
+	}
+	if len(ims) == 0 {
+		return fmt.Errorf("no image URLs found in %s", orDefault(dir, "the shipped catalog"))
+	}
+	ctx, cancel := withImagesTimeout(ctx, o)
+	defer cancel()
+	results := freshness.Check(ctx, client, ims, freshness.CheckOptions{Concurrency: concurrency})
+	switch format {
+	case "json":
+		err = freshness.WriteJSON(out, results)
+	case "markdown":
+		err = freshness.WriteMarkdown(out, results)
+	default:
+		err = freshness.WriteTable(out, results)
+	}
+	if err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("images check: %w", ctx.Err())
+	}
+	if freshness.Summarize(results).Failed > 0 {
+		return exitError{code: 1}
+	}
+	return nil
+}
+
+func runImagesUpdate(ctx context.Context, out io.Writer, o imagesOptions, dir string, uo freshness.UpdateOptions, asJSON bool) error {
+	client, err := imagesClient(o)
+	if err != nil {
+		return err
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("template directory %s not found: run from the repository root or pass --dir", dir)
+	}
+	uo.Logger = client.Logger
+	ctx, cancel := withImagesTimeout(ctx, o)
+	defer cancel()
+	res, updateErr := freshness.Update(ctx, client, dir, uo)
+	if res == nil {
+		return updateErr
+	}
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	} else {
+		printUpdate(out, res, uo.DryRun)
+	}
+	if updateErr != nil {
+		return fmt.Errorf("some images could not be updated:\n%w", updateErr)
+	}
+	return nil
+}
+
+func printUpdate(out io.Writer, res *freshness.UpdateResult, dryRun bool) {
+	for _, ch := range res.Changes {
+		file := ch.File
+		if rel, err := filepath.Rel(".", ch.File); err == nil && !strings.HasPrefix(rel, "..") {
+			file = rel
+		}
+		fmt.Fprintf(out, "%s:%d  %s %s\n", file, ch.Line, ch.Image, ch.Arch)
+		if ch.OldURL != ch.NewURL {
+			fmt.Fprintf(out, "  - %s\n  + %s\n", ch.OldURL, ch.NewURL)
+		}
+		fmt.Fprintf(out, "  digest %s -> %s (from %s)\n", ch.OldDigest, ch.NewDigest, ch.From)
+	}
+	for _, s := range res.Skipped {
+		fmt.Fprintf(out, "skipped %s %s (%s): %s\n", s.Image, s.Arch, s.URL, s.Reason)
+	}
+	verb := "updated"
+	if dryRun {
+		verb = "would be updated (dry run: nothing written)"
+	}
+	fmt.Fprintf(out, "%d image entries %s, %d already current, %d skipped\n", len(res.Changes), verb, res.Current, len(res.Skipped))
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

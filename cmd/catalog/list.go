@@ -1,0 +1,123 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/guestcatalog/guestcatalog/catalog"
+)
+
+// listEntry is one template in `catalog list --json`; the nightly matrix
+// and other scripts read it, so its keys are stable.
+type listEntry struct {
+	Name        string   `json:"name"`
+	Distro      string   `json:"distro"` // <name>-<release>, as in the label distro:debian-13
+	Family      string   `json:"family"`
+	Engine      string   `json:"engine"` // "" for a plain distro template
+	Arch        []string `json:"arch"`
+	Aliases     []string `json:"aliases"`
+	Tier        string   `json:"tier"`
+	Description string   `json:"description"`
+	Source      string   `json:"source"`
+}
+
+func init() {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the templates of the catalog",
+		Long: `list prints every template of the catalog (composed and validated; fragments
+such as images/debian-13 and engines/docker are parts, not templates): its
+name, distro, engine, the architectures it has images for, its tier (nightly
+templates are verified every night, experimental ones on demand) and its
+aliases, the short names ` + "`catalog verify`" + ` also accepts.
+
+With --json it prints a JSON array of objects with the keys name, distro
+(<name>-<release>), family, engine ("" for a plain distro), arch (a list),
+aliases, tier, description and source.
+
+A template that does not validate is left out and named on stderr; run
+` + "`catalog validate`" + ` to see why.`,
+		Example: `  catalog list
+  catalog list --json | jq -r '.[] | select(.tier == "nightly") | .name'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runList(cmd.OutOrStdout(), cmd.ErrOrStderr(), asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array instead of a table")
+	rootCmd.AddCommand(cmd)
+}
+
+// loadShipped loads the embedded catalog for commands that need it whole.
+func loadShipped() (*catalog.Catalog, error) {
+	c, err := catalog.LoadEmbedded()
+	if err != nil {
+		return nil, fmt.Errorf("loading the shipped templates (run catalog validate):\n%w", err)
+	}
+	return c, nil
+}
+
+func runList(out, errOut io.Writer, asJSON bool) error {
+	c, err := loadShipped()
+	if err != nil {
+		return err
+	}
+	for _, r := range c.CheckAll() {
+		if !r.OK() && r.Kind == catalog.KindTemplate {
+			fmt.Fprintf(errOut, "catalog: %s does not validate and is not listed (run catalog validate)\n", r.Name)
+		}
+	}
+	entries := []listEntry{}
+	for _, t := range c.Templates() {
+		entries = append(entries, newListEntry(t))
+	}
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(entries)
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tDISTRO\tENGINE\tARCH\tTIER\tALIASES")
+	for _, e := range entries {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Distro, orDash(e.Engine),
+			orDash(strings.Join(e.Arch, ",")), e.Tier, orDash(strings.Join(e.Aliases, ",")))
+	}
+	return tw.Flush()
+}
+
+func newListEntry(t *catalog.Template) listEntry {
+	e := listEntry{
+		Name:        t.Name,
+		Arch:        t.Arches(),
+		Aliases:     append([]string{}, t.Aliases...),
+		Tier:        t.Tier,
+		Description: t.Description,
+		Source:      t.Source,
+	}
+	if e.Arch == nil {
+		e.Arch = []string{}
+	}
+	if d := t.Distro; d != nil {
+		e.Distro, e.Family = d.Name, d.Family
+		if d.Release != "" {
+			e.Distro += "-" + d.Release
+		}
+	}
+	if t.Engine != nil {
+		e.Engine = t.Engine.Name
+	}
+	return e
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

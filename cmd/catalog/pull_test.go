@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/framework/download"
+)
+
+type fakeCatalog map[string]*catalog.Template
+
+func (f fakeCatalog) Resolve(name string, _ ...catalog.ResolveOption) (*catalog.Template, error) {
+	if t, ok := f[name]; ok {
+		return t, nil
+	}
+	return nil, fmt.Errorf("%w %q", catalog.ErrUnknownTemplate, name)
+}
+
+func digestOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+func TestPullTriesImagesInOrder(t *testing.T) {
+	img := []byte("a qcow2 image, or so it says")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/good.qcow2" || r.URL.Path == "/latest.qcow2" {
+			w.Write(img)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	cat := fakeCatalog{
+		"two-urls": {Name: "two-urls", Images: []catalog.Image{
+			{Arch: "aarch64", Location: srv.URL + "/arm.qcow2", Digest: digestOf(img)},
+			{Arch: "x86_64", Location: srv.URL + "/gone.qcow2", Digest: digestOf(img)},
+			{Arch: "x86_64", Location: srv.URL + "/good.qcow2", Digest: digestOf(img)},
+		}},
+		"nodigest": {Name: "nodigest", Images: []catalog.Image{
+			{Arch: "x86_64", Location: srv.URL + "/latest.qcow2", NoDigest: "rolling"},
+		}},
+		"built": {Name: "built", Images: []catalog.Image{
+			{Arch: "x86_64", Build: &catalog.BuildRecipe{Suite: "trixie"}},
+		}},
+		"arm-only": {Name: "arm-only", Images: []catalog.Image{{Arch: "aarch64", Location: srv.URL + "/arm.qcow2"}}},
+	}
+	cache, err := download.New(download.WithCacheDir(t.TempDir()), download.WithRetry(1, 0))
+	require.NoError(t, err)
+	var out bytes.Buffer
+	err = runPull(context.Background(), &out, cache, cat, []string{"two-urls", "nodigest", "built"}, "x86_64")
+	require.NoError(t, err, out.String())
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	require.Len(t, lines, 6, out.String())
+	assert.Equal(t, "two-urls (x86_64): downloading "+srv.URL+"/gone.qcow2: server returned 404 Not Found", lines[0])
+	assert.Equal(t, "two-urls (x86_64): downloaded "+srv.URL+"/good.qcow2 (28 B, verified "+digestOf(img)+")", lines[1])
+	assert.Equal(t, "  -> "+cache.EntryDir(srv.URL+"/good.qcow2")+"/data", lines[2])
+	assert.Equal(t, "nodigest (x86_64): downloaded "+srv.URL+"/latest.qcow2 (28 B, no digest published (rolling), computed "+digestOf(img)+")", lines[3])
+	assert.Equal(t, "built (x86_64): nothing to download: its image is built locally (build:trixie); catalog verify builds it", lines[5])
+
+	// Again: from the cache. Then failures give exit status 1.
+	out.Reset()
+	require.NoError(t, runPull(context.Background(), &out, cache, cat, []string{"two-urls"}, "x86_64"))
+	assert.Contains(t, out.String(), "two-urls (x86_64): from cache "+srv.URL+"/good.qcow2")
+
+	out.Reset()
+	err = runPull(context.Background(), &out, cache, cat, []string{"arm-only", "nope"}, "x86_64")
+	assert.Equal(t, exitError{code: 1}, err)
+	assert.Equal(t, "arm-only (x86_64): FAILED: no image for x86_64 (it has images for [aarch64])\n"+
+		"nope: FAILED: unknown template \"nope\"\n", out.String())
+}
+
+func TestPullOfflineMiss(t *testing.T) {
+	cat := fakeCatalog{"x": {Name: "x", Images: []catalog.Image{
+		{Arch: "x86_64", Location: "https://example.invalid/x.qcow2", Digest: digestOf(nil)},
+		{Arch: "x86_64", Build: &catalog.BuildRecipe{Suite: "trixie"}},
+	}}}
+	cache, err := download.New(download.WithCacheDir(t.TempDir()), download.WithOffline())
+	require.NoError(t, err)
+	var out bytes.Buffer
+	err = runPull(context.Background(), &out, cache, cat, []string{"x"}, "x86_64")
+	assert.Equal(t, exitError{code: 1}, err)
+	assert.Contains(t, out.String(), "x (x86_64): offline: https://example.invalid/x.qcow2 is not in the cache")
+	assert.Contains(t, out.String(), "x (x86_64): FAILED: no image could be downloaded (a local build, build:trixie, remains: catalog verify uses it)")
+}
+
+func TestDownloadCacheFromGlobalFlags(t *testing.T) {
+	saved := global
+	defer func() { global = saved }()
+	dir := t.TempDir()
+	global = globalOptions{CacheDir: dir, Mirrors: []string{"https://a/=http://flag/"}}
+	t.Setenv(download.EnvMirrors, "https://a/=http://env/,https://b/=http://envb/")
+	c, err := newDownloadCache(os.Stderr, nil)
+	require.NoError(t, err)
+	assert.Equal(t, dir+"/downloads", c.Dir())
+
+	global.Mirrors = []string{"bad"}
+	_, err = newDownloadCache(os.Stderr, nil)
+	assert.ErrorContains(t, err, "--mirror: mirror \"bad\": want PREFIX=MIRROR")
+}

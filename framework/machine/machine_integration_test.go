@@ -1,0 +1,242 @@
+package machine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/framework/exec"
+	"github.com/guestcatalog/guestcatalog/framework/sshx"
+)
+
+// Integration tests boot the locally built Debian 13 image under QEMU.
+// Each boot takes ~30-60 s under TCG on 2 shared cores.
+
+func debianTemplate(t testing.TB) *catalog.Template {
+	t.Helper()
+	cat, err := catalog.LoadEmbedded()
+	require.NoError(t, err)
+	tmpl, err := cat.Resolve("debian-13")
+	require.NoError(t, err)
+	return tmpl
+}
+
+func TestIntegrationBootDebianTCG(t *testing.T) {
+	img := debianImage(t)
+	tmpl := debianTemplate(t)
+	// A probe that shows the template env reaches probes.
+	tmpl.Probes = append(tmpl.Probes, catalog.Probe{Description: "user and env", Script: "#!/bin/sh\nset -eu\ntest \"$(id -un)\" = \"$GUESTCATALOG_USER\"\n", Timeout: "30s"})
+	artifacts := artifactsDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	m, err := Start(ctx, Config{Template: tmpl, Image: img, Accel: AccelTCG, ArtifactsDir: artifacts, Logger: newTestLogger(t)})
+	require.NoError(t, err)
+	defer m.Close(context.Background())
+	logPhases(t, m.Phases())
+
+	out, err := exec.Output(ctx, m.Runner(), "uname", "-r")
+	require.NoError(t, err)
+	assert.NotEmpty(t, out)
+	out, err = exec.Output(ctx, m.Runner(), "cat", ProvisionedMarker)
+	require.NoError(t, err)
+	assert.Equal(t, "ok", out)
+	assert.Equal(t, AccelTCG, m.Accelerator().Used)
+	assert.NotEmpty(t, m.QEMUVersion())
+	assert.Contains(t, m.SSHCommand(), "StrictHostKeyChecking=yes")
+
+	// A client that pins another host key is refused at once.
+	other, err := sshx.NewHostKey("")
+	require.NoError(t, err)
+	refusedAt := time.Now()
+	_, err = sshx.WaitDial(ctx, fmt.Sprintf("127.0.0.1:%d", m.SSHPort()), m.Template().User.Name, m.clientKey.Signer, other.PublicKey, sshx.Options{})
+	require.ErrorIs(t, err, sshx.ErrHostKeyMismatch)
+	assert.Less(t, time.Since(refusedAt), 20*time.Second, "a mismatch is not retried")
+	assert.Contains(t, err.Error(), m.hostKey.Fingerprint(), "names the key the guest showed")
+	assert.Contains(t, err.Error(), other.Fingerprint(), "names the pinned key")
+
+	// The pasted command works and is pinned.
+	line := m.SSHCommand() + " -o BatchMode=yes echo pasted-ok"
+	b, err := osexec.CommandContext(ctx, "sh", "-c", line).CombinedOutput()
+	require.NoError(t, err, string(b))
+	assert.Equal(t, "pasted-ok", strings.TrimSpace(string(b)))
+
+	pid := m.QEMUPid()
+	runDir := m.RunDir()
+	require.NoError(t, m.Close(ctx))
+	require.NoError(t, m.Close(ctx), "Close is idempotent")
+	assert.False(t, processAlive(pid), "QEMU %d still running after Close", pid)
+	_, err = os.Stat(runDir)
+	assert.True(t, os.IsNotExist(err), "run dir %s removed", runDir)
+
+	for _, f := range []string{ArtifactSerial, ArtifactQEMUArgv, ArtifactPhases, ArtifactAccel, ArtifactUserData,
+		ArtifactCloudInitLog, ArtifactCloudInitOut, ArtifactCloudInitState, ArtifactProvisionLog, ArtifactJournal} {
+		st, err := os.Stat(filepath.Join(artifacts, f))
+		if assert.NoError(t, err, f) {
+			assert.Positive(t, st.Size(), f)
+		}
+	}
+	var phases []PhaseTiming
+	b, err = os.ReadFile(filepath.Join(artifacts, ArtifactPhases))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &phases))
+	names := make([]string, len(phases))
+	for i, p := range phases {
+		names[i] = p.Name
+		assert.Equal(t, ResultOK, p.Result, p.Name)
+	}
+	assert.Equal(t, []string{PhasePrepare, PhaseLaunch, PhaseKernel, PhaseUserspace, PhaseSSH, PhaseCloudInit, PhaseProbes}, names)
+}
+
+func TestIntegrationAccelAutoEndsOnTCG(t *testing.T) {
+	img := debianImage(t)
+	if _, err := os.Stat("/dev/kvm"); err != nil {
+		t.Skip("no /dev/kvm: auto is tcg at once")
+	}
+	artifacts := artifactsDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	m, err := Start(ctx, Config{Template: debianTemplate(t), Image: img, Accel: AccelAuto, ArtifactsDir: artifacts, Logger: newTestLogger(t), SkipProbes: true})
+	require.NoError(t, err)
+	defer m.Close(context.Background())
+	logPhases(t, m.Phases())
+	acc := m.Accelerator()
+	t.Logf("accelerator: %+v", acc)
+	// On these machines nested KVM hangs guests: the watchdog falls back.
+	assert.Equal(t, AccelTCG, acc.Used)
+	assert.NotEmpty(t, acc.Reason)
+	b, err := os.ReadFile(filepath.Join(artifacts, ArtifactAccel))
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"tcg"`)
+	_, err = exec.Output(ctx, m.Runner(), "true")
+	require.NoError(t, err)
+}
+
+func TestIntegrationKernelPanicFailsEarly(t *testing.T) {
+	img := debianImage(t)
+	img.Append = strings.Replace(img.Append, "root=LABEL=root", "root=/dev/nonexistent", 1)
+	if !strings.Contains(img.Append, "root=/dev/nonexistent") {
+		img.Append = "root=/dev/nonexistent " + img.Append
+	}
+	// The initramfs waits for the root device (rootdelay default 30 s in
+	// initramfs-tools) before it gives up and panics.
+	img.Append += " rootdelay=3"
+	artifacts := artifactsDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	m, err := Start(ctx, Config{Template: debianTemplate(t), Image: img, Accel: AccelTCG, ArtifactsDir: artifacts, Logger: newTestLogger(t)})
+	elapsed := time.Since(start)
+	require.Error(t, err)
+	t.Logf("error after %s:\n%v", elapsed, err)
+	var pe *PhaseError
+	require.ErrorAs(t, err, &pe)
+	assert.Contains(t, []string{PhaseKernel, PhaseUserspace}, pe.Phase)
+	assert.Equal(t, "debian-13", pe.Template)
+	assert.True(t, errors.Is(err, ErrConsoleFailure) || errors.Is(err, ErrQEMUExited), "err: %v", err)
+	assert.Contains(t, err.Error(), "artifacts: "+artifacts)
+	assert.NotEmpty(t, pe.ConsoleTail)
+	assert.Regexp(t, `Kernel panic|Gave up waiting for root|does not exist|Unable to mount root`, err.Error())
+	if m != nil {
+		logPhases(t, m.Phases())
+		assert.False(t, processAlive(m.QEMUPid()), "no QEMU left after a failed Start")
+	}
+	assert.Less(t, elapsed, 2*time.Minute, "fails early, not after the ssh timeout")
+}
+
+// TestIntegrationKilledParentLeavesNoQEMU re-executes the test binary as a
+// child that starts a machine and reports QEMU's pid; the parent SIGKILLs
+// the child and checks that QEMU is gone.
+func TestIntegrationKilledParentLeavesNoQEMU(t *testing.T) {
+	if os.Getenv("GUESTCATALOG_MACHINE_CHILD") == "1" {
+		childStartAndHang(t)
+		return
+	}
+	img := debianImage(t)
+	_ = img
+	pidFile := filepath.Join(t.TempDir(), "qemu.pid")
+	cmd := osexec.Command(os.Args[0], "-test.run", "^TestIntegrationKilledParentLeavesNoQEMU$", "-test.v")
+	cmd.Env = append(os.Environ(), "GUESTCATALOG_MACHINE_CHILD=1", "GUESTCATALOG_MACHINE_PIDFILE="+pidFile)
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	require.NoError(t, cmd.Start())
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	var pid int
+	deadline := time.Now().Add(3 * time.Minute)
+	for pid == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("child did not report a QEMU pid:\n%s", out)
+		}
+		if b, err := os.ReadFile(pidFile); err == nil {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.True(t, processAlive(pid), "QEMU %d runs while the child lives", pid)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+	gone := false
+	for i := 0; i < 100; i++ {
+		if !processAlive(pid) {
+			gone = true
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !gone {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	assert.True(t, gone, "QEMU %d outlived its SIGKILLed parent", pid)
+}
+
+func childStartAndHang(t *testing.T) {
+	img := debianImage(t)
+	ctx := context.Background()
+	m, err := Start(ctx, Config{Template: debianTemplate(t), Image: img, Accel: AccelTCG, ArtifactsDir: t.TempDir(), SkipProbes: true,
+		// Report as soon as QEMU runs: no need to wait for a full boot.
+		onLaunch: func(m *Machine) {
+			_ = os.WriteFile(os.Getenv("GUESTCATALOG_MACHINE_PIDFILE"), []byte(strconv.Itoa(m.QEMUPid())), 0o644)
+		}})
+	if err != nil {
+		t.Logf("start: %v", err)
+	}
+	_ = m
+	time.Sleep(10 * time.Minute)
+}
+
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// A zombie is dead for our purpose.
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && len(s) > i+2 {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
+
+func logPhases(t testing.TB, ps []PhaseTiming) {
+	t.Helper()
+	var b strings.Builder
+	for _, p := range ps {
+		fmt.Fprintf(&b, "  %-10s start %6.1fs  took %6.1fs  %s  %s\n", p.Name, p.Start.Seconds(), p.Duration.Seconds(), p.Result, p.Detail)
+	}
+	t.Logf("phases:\n%s", b.String())
+}

@@ -1,0 +1,2 @@
+// Package apptainer verifies the catalog's apptainer templates with the shared specs.
+package apptainer

@@ -1,0 +1,2 @@
+// Package base verifies the catalog's distro-only templates with the shared specs.
+package base

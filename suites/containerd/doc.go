@@ -1,0 +1,2 @@
+// Package containerd verifies the catalog's containerd templates with the shared specs.
+package containerd

@@ -1,0 +1,2 @@
+// Package podman verifies the catalog's podman templates with the shared specs.
+package podman
