@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -32,7 +33,7 @@ func Boot(ctx SpecContext, name string) *Guest {
 	rep := reportFor(t.Name)
 	artifacts := filepath.Join(cfg.ArtifactsDir, t.Name)
 	rep.Artifacts = artifacts
-	logger := bootLogger(cfg, t.Name)
+	logger := bootLogger(cfg)
 
 	if reason := unmetRequirement(ctx, cfg, t); reason != "" {
 		Skip(reason)
@@ -112,12 +113,14 @@ func phaseResult(s string) report.Result {
 	return report.Fail
 }
 
-func bootLogger(cfg *Config, name string) *slog.Logger {
-	var w = GinkgoWriter
+// bootLogger logs boot progress to the spec's GinkgoWriter (shown with a
+// failure, or live with -ginkgo.v), or to the CLI's progress stream with -v.
+func bootLogger(cfg *Config) *slog.Logger {
+	var w io.Writer = GinkgoWriter
 	if cfg.Verbose && cfg.Progress != nil {
-		return slog.New(slog.NewTextHandler(cfg.Progress, &slog.HandlerOptions{Level: slog.LevelInfo})).With("template", name)
+		w = cfg.Progress
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})).With("template", name)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
 func imageOptions(cfg *Config, logger *slog.Logger) []image.Option {
@@ -178,7 +181,6 @@ func reachable(ctx context.Context, url string) error {
 	}
 	return nil
 }
-
 
 // startMachine boots the guest, from a provisioned disk when one matches.
 func startMachine(ctx context.Context, cfg *Config, t *catalog.Template, img *image.Artifact, mcfg machine.Config, rep *report.Template) (*machine.Machine, error) {

@@ -155,7 +155,7 @@ func verifyInProcess(ctx context.Context, out io.Writer, o verifyOptions, names 
 	suiteConfig.Timeout = o.timeout
 	suiteConfig.RandomizeAllSpecs = false
 	reporterConfig.NoColor = true
-	reporterConfig.Verbose = true
+	reporterConfig.Verbose = global.Verbose
 	reporterConfig.FullTrace = global.Verbose
 	if o.reportDir != "" {
 		if err := os.MkdirAll(o.reportDir, 0o755); err != nil {

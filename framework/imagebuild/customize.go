@@ -41,6 +41,10 @@ datasource_list: [NoCloud, None]
 # does not provide it (RSA keygen takes seconds under TCG).
 ssh_deletekeys: true
 ssh_genkeytypes: [ed25519]
+# The pinned key is known to the framework: printing every host key's
+# fingerprint to the console only delays cloud-init's final stage.
+ssh:
+  emit_keys_to_console: false
 # /etc/hosts names the instance's hostname (sudo then stays quiet).
 manage_etc_hosts: true
 # The root filesystem is the whole disk (/dev/vda, no partition table):
@@ -72,6 +76,17 @@ ff02::2	ip6-allrouters
 const waitOnlineDropIn = `[Service]
 ExecStart=
 ExecStart=/usr/lib/systemd/systemd-networkd-wait-online --any --ipv4 --timeout=60
+`
+
+// sshdCloudInit pre-seeds the file cloud-init's set-passwords module edits
+// with the value user-data sets (ssh_pwauth: false): cloud-init then finds
+// nothing to change and does not restart sshd in the middle of the boot.
+const sshdCloudInit = `PasswordAuthentication no
+`
+
+// localeDefault is what cloud-init's locale module would write (C.UTF-8,
+// Debian's default); when it is there, the module skips update-locale.
+const localeDefault = `LANG=C.UTF-8
 `
 
 // sshdConfig restricts sshd to the ed25519 host key cloud-init writes.
@@ -108,6 +123,8 @@ func Customize(root string) error {
 		// guest gets its own (DHCP client id, journal).
 		{"etc/machine-id", "", 0o444},
 		{"etc/ssh/sshd_config.d/90-guestcatalog.conf", sshdConfig, 0o644},
+		{"etc/ssh/sshd_config.d/50-cloud-init.conf", sshdCloudInit, 0o600},
+		{"etc/default/locale", localeDefault, 0o644},
 		{"etc/systemd/system/systemd-networkd-wait-online.service.d/90-guestcatalog.conf", waitOnlineDropIn, 0o644},
 		{"etc/apt/apt.conf.d/90guestcatalog", aptConf, 0o644},
 		{"etc/dpkg/dpkg.cfg.d/90guestcatalog", dpkgUnsafeIO, 0o644},

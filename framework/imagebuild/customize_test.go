@@ -54,6 +54,9 @@ func TestCustomize(t *testing.T) {
 	assert.Equal(t, []any{"NoCloud", "None"}, cfg["datasource_list"])
 	assert.Equal(t, []any{"ed25519"}, cfg["ssh_genkeytypes"])
 	assert.Equal(t, true, cfg["resize_rootfs"])
+	assert.Equal(t, map[string]any{"emit_keys_to_console": false}, cfg["ssh"])
+	assert.Equal(t, "PasswordAuthentication no\n", readRoot(t, root, "etc/ssh/sshd_config.d/50-cloud-init.conf"))
+	assert.Equal(t, "LANG=C.UTF-8\n", readRoot(t, root, "etc/default/locale"))
 	assert.Equal(t, map[string]any{"network": map[string]any{"renderers": []any{"networkd"}, "activators": []any{"networkd"}}}, cfg["system_info"])
 
 	assert.Contains(t, readRoot(t, root, "etc/fstab"), "LABEL=root / ext4 ")

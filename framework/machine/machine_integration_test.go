@@ -124,6 +124,64 @@ func TestIntegrationAccelAutoEndsOnTCG(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// TestIntegrationKernelPanicNoInitrd: a kernel without its initrd cannot
+// mount root and panics within seconds; panic=-1 and -no-reboot make QEMU
+// exit. Start fails in the userspace phase with the panic line, at once.
+func TestIntegrationKernelPanicNoInitrd(t *testing.T) {
+	img := debianImage(t)
+	img.Initrd = ""
+	img.Append = "root=/dev/nonexistent console=ttyS0,115200 panic=-1"
+	artifacts := artifactsDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	m, err := Start(ctx, Config{Template: debianTemplate(t), Image: img, Accel: AccelTCG, ArtifactsDir: artifacts, Logger: newTestLogger(t)})
+	elapsed := time.Since(start)
+	require.Error(t, err)
+	t.Logf("error after %s:\n%v", elapsed, err)
+	var pe *PhaseError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, PhaseUserspace, pe.Phase)
+	require.ErrorIs(t, err, ErrConsoleFailure)
+	var cf *ConsoleFailureError
+	require.ErrorAs(t, err, &cf)
+	assert.Contains(t, cf.Line, "Kernel panic - not syncing")
+	assert.Contains(t, pe.ConsoleTail, "Kernel panic")
+	assert.Less(t, elapsed, time.Minute)
+	require.NotNil(t, m)
+	assert.False(t, processAlive(m.QEMUPid()))
+	_, statErr := os.Stat(m.RunDir())
+	assert.True(t, os.IsNotExist(statErr), "run dir removed after a failed Start")
+	ts := m.Phases()
+	assert.Equal(t, ResultAborted, ts[len(ts)-1].Result)
+}
+
+// TestIntegrationQEMUStartFailure: QEMU refuses the kernel at once; the
+// launch phase fails and the error shows QEMU's own message.
+func TestIntegrationQEMUStartFailure(t *testing.T) {
+	requireTool(t, "qemu-system-x86_64", "qemu-img")
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "base.qcow2")
+	out, err := osexec.Command("qemu-img", "create", "-q", "-f", "qcow2", disk, "64M").CombinedOutput()
+	require.NoError(t, err, string(out))
+	notKernel := filepath.Join(dir, "vmlinuz")
+	require.NoError(t, os.WriteFile(notKernel, []byte("not a kernel"), 0o644))
+	artifacts := artifactsDir(t)
+	start := time.Now()
+	m, err := Start(context.Background(), Config{Template: debianTemplate(t), Image: Image{Disk: disk, Kernel: notKernel, Append: "console=ttyS0"}, Accel: AccelTCG, ArtifactsDir: artifacts})
+	require.Error(t, err)
+	t.Logf("%v", err)
+	var pe *PhaseError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, PhaseLaunch, pe.Phase)
+	assert.Less(t, time.Since(start), 30*time.Second)
+	assert.Contains(t, err.Error(), "qemu")
+	if m != nil {
+		_, statErr := os.Stat(m.RunDir())
+		assert.True(t, os.IsNotExist(statErr), "run dir removed")
+	}
+}
+
 func TestIntegrationKernelPanicFailsEarly(t *testing.T) {
 	img := debianImage(t)
 	img.Append = strings.Replace(img.Append, "root=LABEL=root", "root=/dev/nonexistent", 1)
