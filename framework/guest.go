@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // the assertion layer
-	. "github.com/onsi/gomega"    //nolint:revive
 
 	"github.com/guestcatalog/guestcatalog/catalog"
 	gexec "github.com/guestcatalog/guestcatalog/framework/exec"
@@ -57,7 +56,7 @@ func (g *Guest) ExecRoot(ctx context.Context, script string) (gexec.Result, erro
 func (g *Guest) Run(ctx context.Context, script string) string {
 	GinkgoHelper()
 	res, err := g.Exec(ctx, script)
-	Expect(err).NotTo(HaveOccurred(), g.describe("as "+g.User(), script))
+	g.check(err, res, g.User(), script)
 	return strings.TrimSpace(string(res.Stdout))
 }
 
@@ -65,7 +64,7 @@ func (g *Guest) Run(ctx context.Context, script string) string {
 func (g *Guest) RunRoot(ctx context.Context, script string) string {
 	GinkgoHelper()
 	res, err := g.ExecRoot(ctx, script)
-	Expect(err).NotTo(HaveOccurred(), g.describe("as root", script))
+	g.check(err, res, "root", script)
 	return strings.TrimSpace(string(res.Stdout))
 }
 
@@ -73,24 +72,76 @@ func (g *Guest) RunRoot(ctx context.Context, script string) string {
 func (g *Guest) RunCmd(ctx context.Context, cmd gexec.Cmd) gexec.Result {
 	GinkgoHelper()
 	res, err := g.runner.Run(ctx, cmd)
-	what := cmd.Script
-	if what == "" {
-		what = gexec.Join(cmd.Args)
+	who := g.User()
+	if cmd.Sudo {
+		who = "root"
 	}
-	Expect(err).NotTo(HaveOccurred(), g.describe(fmt.Sprintf("(sudo=%v)", cmd.Sudo), what))
+	g.check(err, res, who, cmd.String())
 	return res
+}
+
+// RunExit runs a script (as root when root is set), asserts that it exits
+// with code and returns its stdout untrimmed.
+func (g *Guest) RunExit(ctx context.Context, root bool, script string, code int) string {
+	GinkgoHelper()
+	var res gexec.Result
+	var err error
+	who := g.User()
+	if root {
+		res, err = g.ExecRoot(ctx, script)
+		who = "root"
+	} else {
+		res, err = g.Exec(ctx, script)
+	}
+	if res.ExitCode != code {
+		Fail(fmt.Sprintf("%s: exit code %d, want %d%s\n%s", firstLine(script), res.ExitCode, code, lastLine(res.Stderr, err), g.where(who, script, res)))
+	}
+	return string(res.Stdout)
+}
+
+// check fails the spec with the command, its exit code and stderr first
+// (the line a verdict shows), then where to look.
+func (g *Guest) check(err error, res gexec.Result, who, script string) {
+	GinkgoHelper()
+	if err == nil {
+		return
+	}
+	Fail(fmt.Sprintf("%s: exit code %d%s\n%s", firstLine(script), res.ExitCode, lastLine(res.Stderr, err), g.where(who, script, res)))
+}
+
+func (g *Guest) where(who, script string, res gexec.Result) string {
+	return fmt.Sprintf("template %s, as %s, artifacts %s\ncommand:\n%s\nstdout:\n%s\nstderr:\n%s",
+		g.Name(), who, g.artifacts, indent(script), indent(gexec.TailLines(res.Stdout, 20)), indent(gexec.TailLines(res.Stderr, 20)))
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i] + " ..."
+	}
+	if len(s) > 160 {
+		s = s[:160] + "..."
+	}
+	return s
+}
+
+// lastLine is ": <the last stderr line>", or the error when stderr is empty.
+func lastLine(stderr []byte, err error) string {
+	if l := gexec.TailLines(stderr, 1); l != "" {
+		return ": " + l
+	}
+	if err != nil {
+		return ": " + err.Error()
+	}
+	return ""
 }
 
 // Upload writes data to path in the guest with mode, as root.
 func (g *Guest) Upload(ctx context.Context, data []byte, path string, mode uint32) {
 	GinkgoHelper()
 	script := fmt.Sprintf("mkdir -p \"$(dirname %[1]s)\" && cat > %[1]s && chmod %[2]o %[1]s", gexec.Quote(path), mode)
-	_, err := g.runner.Run(ctx, gexec.Cmd{Script: script, Stdin: strings.NewReader(string(data)), Sudo: true})
-	Expect(err).NotTo(HaveOccurred(), g.describe("upload", path))
-}
-
-func (g *Guest) describe(who, what string) string {
-	return fmt.Sprintf("template %s, phase assert: running %s:\n%s\nartifacts: %s", g.Name(), who, indent(what), g.artifacts)
+	res, err := g.runner.Run(ctx, gexec.Cmd{Script: script, Stdin: strings.NewReader(string(data)), Sudo: true})
+	g.check(err, res, "root", "upload "+path)
 }
 
 func indent(s string) string {

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
@@ -17,8 +18,30 @@ import (
 var (
 	reportsMu sync.Mutex
 	reports   = map[string]*report.Template{}
+	bootEnds  = map[string]time.Time{}
 	checkOut  io.Writer
 )
+
+// genericSkip is Ginkgo's message for the specs after a skipping BeforeAll;
+// the template's reason already says why.
+const genericSkip = "Spec skipped because Skip() was called in BeforeAll"
+
+// recordBoot notes that a template's guest is ready, and prints a line
+// with its phases.
+func recordBoot(template string, rep *report.Template, took time.Duration) {
+	reportsMu.Lock()
+	bootEnds[template] = time.Now()
+	out := checkOut
+	reportsMu.Unlock()
+	if out == nil {
+		return
+	}
+	var phases []string
+	for _, p := range rep.Phases {
+		phases = append(phases, fmt.Sprintf("%s %.1fs", p.Name, p.Seconds))
+	}
+	fmt.Fprintf(out, "  %-7s %6.1fs  guest ready on %s (%s disk): %s\n", "READY", took.Seconds(), rep.Accelerator, rep.Provisioned, strings.Join(phases, ", "))
+}
 
 // PrintChecks makes RecordSpec print one line per check to w (the CLI).
 func PrintChecks(w io.Writer) {
@@ -33,7 +56,7 @@ func reportFor(name string) *report.Template {
 	defer reportsMu.Unlock()
 	r, ok := reports[name]
 	if !ok {
-		r = &report.Template{Template: name, Arch: current().Arch, Started: runStart}
+		r = &report.Template{Template: name, Arch: current().Arch, Started: time.Now()}
 		reports[name] = r
 	}
 	return r
@@ -45,13 +68,23 @@ func RecordSpec(template string, r types.SpecReport) {
 	if r.LeafNodeType != types.NodeTypeIt {
 		return
 	}
-	c := report.Check{Name: r.LeafNodeText, Seconds: r.RunTime.Seconds()}
+	// The first spec's run time includes the BeforeAll that booted the
+	// guest; the boot has its own line and phases.
+	start := r.StartTime
+	reportsMu.Lock()
+	if be, ok := bootEnds[template]; ok && be.After(start) && be.Before(r.EndTime) {
+		start = be
+	}
+	reportsMu.Unlock()
+	c := report.Check{Name: r.LeafNodeText, Seconds: r.EndTime.Sub(start).Seconds()}
 	switch {
 	case r.State == types.SpecStatePassed:
 		c.Result = report.Pass
 	case r.State == types.SpecStateSkipped || r.State == types.SpecStatePending:
 		c.Result = report.Skip
-		c.Message = r.Failure.Message
+		if c.Message = r.Failure.Message; c.Message == genericSkip {
+			c.Message = ""
+		}
 	default:
 		c.Result = report.Fail
 		c.Message = strings.TrimSpace(r.Failure.Message)
@@ -65,7 +98,7 @@ func RecordSpec(template string, r types.SpecReport) {
 	rep := reportFor(template)
 	reportsMu.Lock()
 	rep.Checks = append(rep.Checks, c)
-	rep.Seconds = r.EndTime.Sub(rep.Started).Seconds()
+	rep.Seconds = time.Since(rep.Started).Seconds()
 	for _, e := range r.ReportEntries {
 		if e.Name == "engine-version" && rep.EngineVersion == "" {
 			rep.EngineVersion = e.StringRepresentation()

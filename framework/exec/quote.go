@@ -5,8 +5,11 @@ import "strings"
 // Quote quotes s for a POSIX shell so that the shell reads it back as one
 // word with exactly the bytes of s. Words made only of characters that are
 // never special to a shell are returned as they are; anything else is put in
-// single quotes, each single quote inside written as '\'' (close the quote,
-// an escaped quote, reopen). The empty string becomes ''.
+// single quotes, each single quote inside written as close-quote,
+// backslash-quote, reopen. The empty string becomes a pair of quotes:
+//
+//	Quote("it's") == `'it'\''s'`
+//	Quote("")     == `''`
 func Quote(s string) string {
 	if s == "" {
 		return "''"

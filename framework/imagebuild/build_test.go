@@ -29,7 +29,9 @@ func noTools(t *testing.T) {
 }
 
 // writeEntry makes a complete cache entry for plan, as a build leaves it.
-func writeEntry(t *testing.T, cache string, p *Plan) string {
+func writeEntry(t *testing.T, cache string, p *Plan) string { return writeEntryB(t, cache, p) }
+
+func writeEntryB(t testing.TB, cache string, p *Plan) string {
 	t.Helper()
 	dir := EntryDir(cache, p.Key)
 	require.NoError(t, os.MkdirAll(dir, 0o755))

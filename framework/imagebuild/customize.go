@@ -124,7 +124,6 @@ func Customize(root string) error {
 		{"etc/machine-id", "", 0o444},
 		{"etc/ssh/sshd_config.d/90-guestcatalog.conf", sshdConfig, 0o644},
 		{"etc/ssh/sshd_config.d/50-cloud-init.conf", sshdCloudInit, 0o600},
-		{"etc/default/locale", localeDefault, 0o644},
 		{"etc/systemd/system/systemd-networkd-wait-online.service.d/90-guestcatalog.conf", waitOnlineDropIn, 0o644},
 		{"etc/apt/apt.conf.d/90guestcatalog", aptConf, 0o644},
 		{"etc/dpkg/dpkg.cfg.d/90guestcatalog", dpkgUnsafeIO, 0o644},
@@ -133,6 +132,9 @@ func Customize(root string) error {
 		if err := writeFile(root, f.path, f.content, f.mode); err != nil {
 			return err
 		}
+	}
+	if err := writeLocale(root); err != nil {
+		return err
 	}
 	// The bootstrap copied the host's resolv.conf; the guest uses
 	// systemd-resolved's stub, fed by networkd from DHCP.
@@ -160,6 +162,26 @@ func Customize(root string) error {
 		}
 	}
 	return nil
+}
+
+// writeLocale writes the default locale where the system keeps it: trixie
+// makes /etc/default/locale a symlink to ../locale.conf (and systemd-tmpfiles
+// restores that link at boot), bookworm has a plain file.
+func writeLocale(root string) error {
+	rel := "etc/default/locale"
+	p, err := inRoot(root, rel)
+	if err != nil {
+		return err
+	}
+	if target, err := os.Readlink(p); err == nil {
+		if !filepath.IsAbs(target) {
+			target = filepath.Join("/etc/default", target)
+		}
+		if t := filepath.Clean(target); strings.HasPrefix(t, "/etc/") {
+			rel = strings.TrimPrefix(t, "/")
+		}
+	}
+	return writeFile(root, rel, localeDefault, 0o644)
 }
 
 // inRoot joins rel to root and refuses paths that leave it.

@@ -141,6 +141,11 @@ func TestIntegrationBuildSmallImage(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{DiskFile, KernelFile, InitrdFile, MetaFile}, left)
 
+	// The kernel finds the root filesystem by its label and runs a program
+	// from it: init=/bin/true exits, the kernel panics "Attempted to kill
+	// init" and, with panic=-1 and -no-reboot, QEMU exits.
+	bootSmoke(t, ctx, a)
+
 	// The same recipe again is a cache hit, and fast.
 	var buf bytes.Buffer
 	start = time.Now()
@@ -152,4 +157,72 @@ func TestIntegrationBuildSmallImage(t *testing.T) {
 	assert.Equal(t, a.Digest, b.Digest)
 	assert.Less(t, warm, 2*time.Second)
 	assert.Contains(t, buf.String(), "from cache")
+}
+
+func bootSmoke(t *testing.T, ctx context.Context, a *Artifact) {
+	t.Helper()
+	if catalog.HostArch() != catalog.ArchX8664 {
+		t.Log("boot smoke test: x86_64 hosts only")
+		return
+	}
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		if os.Getenv("GUESTCATALOG_REQUIRE_TOOLS") == "1" {
+			t.Fatalf("GUESTCATALOG_REQUIRE_TOOLS=1: qemu-system-x86_64 (Debian package qemu-system-x86): %v", err)
+		}
+		t.Log("boot smoke test skipped: no qemu-system-x86_64")
+		return
+	}
+	bctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	cmd := exec.CommandContext(bctx, qemu, "-accel", "tcg", "-m", "512", "-nodefaults", "-nographic", "-no-reboot",
+		"-serial", "stdio", "-kernel", a.Kernel, "-initrd", a.Initrd, "-append", a.Append+" init=/bin/true",
+		"-drive", "file="+a.Disk+",if=virtio,format=qcow2,snapshot=on")
+	out, err := cmd.CombinedOutput()
+	console := string(out)
+	if len(console) > 4000 {
+		console = console[len(console)-4000:]
+	}
+	require.NoError(t, err, "QEMU: %s", console)
+	t.Logf("kernel booted to the root filesystem and back in %s", time.Since(start).Round(100*time.Millisecond))
+	assert.Regexp(t, `EXT4-fs \(vda\): mounted filesystem`, string(out), console)
+	assert.Contains(t, string(out), "Attempted to kill init! exitcode=0x00000000", console)
+}
+
+// cancelOn cancels a context when a line containing match is written.
+type cancelOn struct {
+	t      testing.TB
+	match  string
+	cancel context.CancelFunc
+}
+
+func (w cancelOn) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	if strings.Contains(string(p), w.match) {
+		w.cancel()
+	}
+	return len(p), nil
+}
+
+// Cancelling a build while mmdebstrap has /proc, /sys and /dev mounted in
+// the root directory leaves nothing behind: no mount, no temporary
+// directory, no cache entry.
+func TestIntegrationCancelledBuildLeavesNothing(t *testing.T) {
+	requireBuilder(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cache := t.TempDir()
+	_, err := Build(ctx, catalog.BuildRecipe{Suite: "bookworm"}, nil, WithCacheDir(cache),
+		WithOutput(cancelOn{t: t, match: "installing remaining packages", cancel: cancel}))
+	require.ErrorIs(t, err, context.Canceled)
+
+	mounts, err := mountsUnder(cache)
+	require.NoError(t, err)
+	assert.Empty(t, mounts)
+	entries, err := os.ReadDir(filepath.Join(cache, "images"))
+	require.NoError(t, err)
+	for _, e := range entries {
+		assert.True(t, strings.HasSuffix(e.Name(), ".lock"), "left behind: %s", e.Name())
+	}
 }

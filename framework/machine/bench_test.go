@@ -6,7 +6,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/guestcatalog/guestcatalog/catalog"

@@ -23,10 +23,8 @@ func ContainerdSpec(guest func() *framework.Guest) {
 
 	It("containerd: runs a container; stdout and exit code come back", func(ctx SpecContext) {
 		g := guest()
-		res, err := g.ExecRoot(ctx, ctr+"run --rm "+framework.TestImageRef+" gc-exit sh -c 'echo hello from ctr; exit 3'")
-		Expect(err).To(HaveOccurred())
-		Expect(res.ExitCode).To(Equal(3))
-		Expect(string(res.Stdout)).To(Equal("hello from ctr\n"))
+		out := g.RunExit(ctx, true, ctr+"run --rm "+framework.TestImageRef+" gc-exit sh -c 'echo hello from ctr; exit 3'", 3)
+		Expect(out).To(Equal("hello from ctr\n"))
 	}, NodeTimeout(framework.Interval("engine")))
 
 	It("containerd: passes env and a bind mount", func(ctx SpecContext) {

@@ -22,10 +22,8 @@ func DockerSpec(guest func() *framework.Guest) {
 
 	It("docker: runs a container; stdout and exit code come back", func(ctx SpecContext) {
 		g := guest()
-		res, err := g.Exec(ctx, "docker run --rm "+ref+" sh -c 'echo hello from docker; exit 3'")
-		Expect(err).To(HaveOccurred())
-		Expect(res.ExitCode).To(Equal(3))
-		Expect(string(res.Stdout)).To(Equal("hello from docker\n"))
+		out := g.RunExit(ctx, false, "docker run --rm "+ref+" sh -c 'echo hello from docker; exit 3'", 3)
+		Expect(out).To(Equal("hello from docker\n"))
 	}, NodeTimeout(framework.Interval("engine")))
 
 	It("docker: builds an image from a Dockerfile on the local image", func(ctx SpecContext) {

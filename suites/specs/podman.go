@@ -16,10 +16,8 @@ func PodmanSpec(guest func() *framework.Guest) {
 		g := guest()
 		img = g.UploadTestImages(ctx)
 		g.RunRoot(ctx, "podman import -q "+img.Rootfs+" "+ref)
-		res, err := g.ExecRoot(ctx, "podman run --rm "+ref+" sh -c 'echo hello from podman; exit 3'")
-		Expect(err).To(HaveOccurred())
-		Expect(res.ExitCode).To(Equal(3))
-		Expect(string(res.Stdout)).To(Equal("hello from podman\n"))
+		out := g.RunExit(ctx, true, "podman run --rm "+ref+" sh -c 'echo hello from podman; exit 3'", 3)
+		Expect(out).To(Equal("hello from podman\n"))
 	}, NodeTimeout(framework.Interval("engine")))
 
 	It("podman: rootless run as the template's user", func(ctx SpecContext) {

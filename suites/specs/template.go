@@ -32,7 +32,9 @@ func EngineSpec(engine string, guest func() *framework.Guest) {
 // distro:, arch:, tier:.
 func Template(name string) bool {
 	t := framework.MustResolve(name)
-	return Describe(t.Name, Ordered, Label(framework.TemplateLabels(t)...), func() {
+	// ContinueOnFailure: one failing check does not hide the others; they
+	// share the guest, not their outcome.
+	return Describe(t.Name, Ordered, ContinueOnFailure, Label(framework.TemplateLabels(t)...), func() {
 		var g *framework.Guest
 		BeforeAll(func(ctx SpecContext) {
 			g = framework.Boot(ctx, t.Name)
