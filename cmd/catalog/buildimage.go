@@ -36,7 +36,7 @@ architecture: the template's first image entry with a build recipe, e.g.
         packages: [systemd, cloud-init, ...]   # installed besides the builder's own base
         bake: true                             # also install the template's packages steps
 
-The build is hermetic and needs no loop device and no mount: mmdebstrap
+The build needs no loop device and never mounts the image: mmdebstrap
 (--variant=minbase) bootstraps the packages into a directory, the builder
 tunes it for a fast cloud-init boot under QEMU (NoCloud datasource only,
 systemd-networkd, ed25519 host key only, no maintenance timers, root

@@ -42,6 +42,10 @@ type Artifact struct {
 	// Disk is the image file; Format its format (qcow2 or raw).
 	Disk   string
 	Format string
+	// VirtualSize is the size of the disk the guest sees, in bytes. An
+	// overlay must be at least this large; a larger one is grown into by
+	// cloud-init (resizefs) at boot.
+	VirtualSize int64
 	// Kernel, Initrd and Append are set for built images (direct kernel
 	// boot); empty for downloaded ones, which boot through Firmware.
 	Kernel string
@@ -391,7 +395,7 @@ func (o *options) build(ctx context.Context, t *catalog.Template, arch string, i
 		st = StatusFromCache
 	}
 	return &Artifact{
-		Disk: b.Disk, Format: FormatQcow2, Kernel: b.Kernel, Initrd: b.Initrd, Append: b.Append,
+		Disk: b.Disk, Format: FormatQcow2, VirtualSize: b.VirtualSize, Kernel: b.Kernel, Initrd: b.Initrd, Append: b.Append,
 		Firmware: im.Firmware, Source: "build:" + recipe.Suite, Digest: b.Digest, Verified: true,
 		Recipe: &recipe, Status: st, Build: b,
 	}, nil
@@ -430,7 +434,7 @@ func (o *options) fetch(ctx context.Context, im catalog.Image) (*Artifact, error
 		fw = catalog.FirmwareBIOS
 	}
 	return &Artifact{
-		Disk: r.Path, Format: info.Format, Firmware: fw, Source: im.Location,
+		Disk: r.Path, Format: info.Format, VirtualSize: info.VirtualSize, Firmware: fw, Source: im.Location,
 		Digest: digest, Verified: im.Digest != "" && r.Verified, Status: st, Download: &r,
 	}, nil
 }

@@ -124,7 +124,7 @@ func (b *fakeBuilder) Build(ctx context.Context, r catalog.BuildRecipe, extra []
 	}
 	return &imagebuild.Artifact{Disk: "/cache/images/k/disk.qcow2", Kernel: "/cache/images/k/vmlinuz",
 		Initrd: "/cache/images/k/initrd.img", Append: imagebuild.KernelAppend(host), Key: "k", Status: st,
-		Digest: "sha256:" + fmt.Sprintf("%064d", 1)}, nil
+		Digest: "sha256:" + fmt.Sprintf("%064d", 1), VirtualSize: 1536 << 20}, nil
 }
 
 const (
@@ -170,6 +170,7 @@ func TestOnlineTakesTheFirstEntryThatDownloads(t *testing.T) {
 	assert.Zero(t, b.calls)
 	assert.Equal(t, qcow, a.Disk)
 	assert.Equal(t, FormatQcow2, a.Format)
+	assert.Equal(t, int64(64<<20), a.VirtualSize)
 	assert.Equal(t, urlA, a.Source)
 	assert.Equal(t, digestA, a.Digest, "the upstream digest")
 	assert.True(t, a.Verified)
@@ -234,6 +235,7 @@ func TestOfflineUsesBuildEntriesOnlyAndBakesThePackagesSteps(t *testing.T) {
 	assert.Equal(t, FormatQcow2, a.Format)
 	assert.Equal(t, "build:trixie", a.Source)
 	assert.Equal(t, "/cache/images/k/disk.qcow2", a.Disk)
+	assert.Equal(t, int64(1536<<20), a.VirtualSize)
 	assert.Equal(t, "/cache/images/k/vmlinuz", a.Kernel)
 	assert.Equal(t, "/cache/images/k/initrd.img", a.Initrd)
 	assert.Contains(t, a.Append, "root=LABEL=root")

@@ -21,11 +21,16 @@ import (
 //   - systemd-firstboot: would prompt for locale, keymap and root password
 //     on the serial console of a first boot (empty machine-id);
 //   - getty@tty1: there is no VGA console (serial only; the serial getty
-//     stays).
+//     stays);
+//   - modprobe@drm, modprobe@efi_pstore: no GPU and no EFI variables in a
+//     direct-kernel-boot guest; each is a modprobe process competing for
+//     the two vCPUs with cloud-init's start (measured 3.6–4.6 s each under
+//     TCG).
 var MaskedUnits = []string{
 	"apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "man-db.timer",
 	"e2scrub_all.timer", "e2scrub_reap.service", "fstrim.timer",
 	"sshd-keygen.service", "systemd-firstboot.service", "getty@tty1.service",
+	"modprobe@drm.service", "modprobe@efi_pstore.service",
 }
 
 // EnabledUnits are enabled by the mmdebstrap customize hook (the guest's own
@@ -159,6 +164,31 @@ func Customize(root string) error {
 	for _, u := range MaskedUnits {
 		if err := replaceWithSymlink(root, filepath.Join("etc/systemd/system", u), "/dev/null"); err != nil {
 			return err
+		}
+	}
+	return markUpdated(root)
+}
+
+// markUpdated writes /etc/.updated and /var/.updated as
+// systemd-update-done would, stamped with /usr's time. Without them the
+// first boot runs the ConditionNeedsUpdate= units (ldconfig, sysusers,
+// journal catalog, hwdb, update-done: measured 3, 1.9, 1.4 and 1 s under
+// TCG) although the package scripts did that work at build time.
+func markUpdated(root string) error {
+	usr, err := os.Stat(filepath.Join(root, "usr"))
+	if err != nil {
+		return fmt.Errorf("customizing rootfs: %w", err)
+	}
+	t := usr.ModTime()
+	content := fmt.Sprintf("# This file was created by guestcatalog's image builder, as\n"+
+		"# systemd-update-done would. See man:systemd-update-done.service(8).\nTIMESTAMP_NSEC=%d\n", t.UnixNano())
+	for _, dir := range []string{"etc", "var"} {
+		rel := filepath.Join(dir, ".updated")
+		if err := writeFile(root, rel, content, 0o644); err != nil {
+			return err
+		}
+		if err := os.Chtimes(filepath.Join(root, rel), t, t); err != nil {
+			return fmt.Errorf("customizing rootfs: %w", err)
 		}
 	}
 	return nil

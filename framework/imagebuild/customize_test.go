@@ -1,6 +1,7 @@
 package imagebuild
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -86,6 +87,17 @@ func TestCustomize(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(root, "etc/fstab"))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
+
+	// First-boot "needs update" units are satisfied: the stamps are not
+	// older than /usr.
+	usr, err := os.Stat(filepath.Join(root, "usr"))
+	require.NoError(t, err)
+	for _, f := range []string{"etc/.updated", "var/.updated"} {
+		fi, err := os.Stat(filepath.Join(root, f))
+		require.NoError(t, err)
+		assert.False(t, usr.ModTime().After(fi.ModTime()), f)
+		assert.Contains(t, readRoot(t, root, f), fmt.Sprintf("TIMESTAMP_NSEC=%d\n", usr.ModTime().UnixNano()))
+	}
 
 	// Idempotent: customizing twice gives the same tree.
 	require.NoError(t, Customize(root))

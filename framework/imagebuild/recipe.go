@@ -18,7 +18,7 @@ import (
 // would make a different image from the same recipe (base packages, rootfs
 // customizations, mkfs or qcow2 options), so that old cache entries are not
 // reused.
-const BuilderVersion = "2"
+const BuilderVersion = "3"
 
 // DefaultMirror is used when a recipe names no mirror.
 const DefaultMirror = "http://deb.debian.org/debian"

@@ -1,0 +1,199 @@
+package provisioned
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gofrs/flock"
+)
+
+// Format versions the entry layout and the way keys are computed.
+const Format = "guestcatalog-provisioned-v1"
+
+// File names inside an entry.
+const (
+	FileDisk      = "disk.qcow2"       // overlay over the base image, with the snapshot
+	FileClientKey = "id_ed25519"       // the client key the guest authorizes
+	FileHostKey   = "ssh_host_ed25519" // the guest's host key (private, PEM)
+	FileSeed      = "seed.iso"         // the NoCloud seed the guest booted with
+	FileMeta      = "meta.json"        // written last: the commit marker
+)
+
+// SnapshotName is the internal snapshot holding the ready guest.
+const SnapshotName = "guestcatalog-ready"
+
+// Meta describes an entry.
+type Meta struct {
+	Format   string    `json:"format"`
+	Key      string    `json:"key"`
+	Template string    `json:"template"`
+	Image    string    `json:"image"`       // source URL or build:<suite>
+	Digest   string    `json:"imageDigest"` // digest of the base image
+	Base     string    `json:"base"`        // the base image path the disk's backing file names
+	Accel    string    `json:"accel"`       // the accelerator the snapshot was taken under
+	Snapshot string    `json:"snapshot"`
+	Created  time.Time `json:"created"`
+	// Seconds provisioning took (kernel to probes), what a reuse saves.
+	ProvisionSeconds float64 `json:"provisionSeconds"`
+}
+
+// Entry is a committed provisioned guest.
+type Entry struct {
+	Dir  string
+	Meta Meta
+}
+
+// Path of a file in the entry.
+func (e *Entry) Path(name string) string { return filepath.Join(e.Dir, name) }
+
+// Key hashes the inputs of provisioning into an entry key. Callers pass
+// every input whose change must invalidate a provisioned disk.
+func Key(parts ...string) string {
+	h := sha256.New()
+	io.WriteString(h, Format)
+	for _, p := range parts {
+		fmt.Fprintf(h, "\x00%d:%s", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:24]
+}
+
+// Store is the directory of entries, <cache>/provisioned.
+type Store struct{ dir string }
+
+// Open returns the store under cacheDir (created).
+func Open(cacheDir string) (*Store, error) {
+	if cacheDir == "" {
+		return nil, errors.New("provisioned.Open: empty cache dir")
+	}
+	dir := filepath.Join(cacheDir, "provisioned")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	return &Store{dir: dir}, nil
+}
+
+// Dir is the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Lookup returns the entry for key when it is complete and its base image
+// is still there; a broken entry is removed.
+func (s *Store) Lookup(key string) (*Entry, bool) {
+	dir := filepath.Join(s.dir, key)
+	b, err := os.ReadFile(filepath.Join(dir, FileMeta))
+	if err != nil {
+		return nil, false
+	}
+	var m Meta
+	if json.Unmarshal(b, &m) != nil || m.Format != Format || m.Key != key {
+		_ = os.RemoveAll(dir)
+		return nil, false
+	}
+	for _, f := range []string{FileDisk, FileClientKey, FileHostKey, FileSeed} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, false
+		}
+	}
+	if _, err := os.Stat(m.Base); err != nil {
+		// The base image was pruned: the disk's backing file is gone.
+		_ = os.RemoveAll(dir)
+		return nil, false
+	}
+	now := time.Now()
+	_ = os.Chtimes(filepath.Join(dir, FileMeta), now, now) // last used
+	return &Entry{Dir: dir, Meta: m}, true
+}
+
+// Lock takes the entry's lock (one provisioning per key at a time across
+// processes); the returned func releases it.
+func (s *Store) Lock(ctx context.Context, key string) (func(), error) {
+	l := flock.New(filepath.Join(s.dir, key+".lock"))
+	ok, err := l.TryLockContext(ctx, 250*time.Millisecond)
+	if err != nil {
+		return nil, fmt.Errorf("locking provisioned entry %s: %w", key, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("locking provisioned entry %s: not acquired", key)
+	}
+	return func() { _ = l.Unlock() }, nil
+}
+
+// Staging is a directory where an entry is assembled before Commit.
+type Staging struct {
+	store *Store
+	Dir   string
+}
+
+// Stage creates a staging directory on the store's filesystem (so the
+// commit is a rename).
+func (s *Store) Stage() (*Staging, error) {
+	d, err := os.MkdirTemp(s.dir, ".stage-")
+	if err != nil {
+		return nil, err
+	}
+	return &Staging{store: s, Dir: d}, nil
+}
+
+// Path of a file in the staging dir.
+func (st *Staging) Path(name string) string { return filepath.Join(st.Dir, name) }
+
+// Commit checks the staged files, writes meta.json last and renames the
+// staging dir into place (replacing an older entry of the same key).
+func (st *Staging) Commit(m Meta) (*Entry, error) {
+	for _, f := range []string{FileDisk, FileClientKey, FileHostKey, FileSeed} {
+		if _, err := os.Stat(st.Path(f)); err != nil {
+			return nil, fmt.Errorf("committing provisioned entry: %w", err)
+		}
+	}
+	m.Format = Format
+	if m.Created.IsZero() {
+		m.Created = time.Now().UTC()
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(st.Path(FileMeta), append(b, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	dst := filepath.Join(st.store.dir, m.Key)
+	_ = os.RemoveAll(dst)
+	if err := os.Rename(st.Dir, dst); err != nil {
+		return nil, fmt.Errorf("committing provisioned entry: %w", err)
+	}
+	return &Entry{Dir: dst, Meta: m}, nil
+}
+
+// Abort removes the staging dir.
+func (st *Staging) Abort() { _ = os.RemoveAll(st.Dir) }
+
+// List returns the committed entries.
+func (s *Store) List() ([]Entry, error) {
+	des, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for _, de := range des {
+		if !de.IsDir() || de.Name()[0] == '.' {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(s.dir, de.Name(), FileMeta))
+		if err != nil {
+			continue
+		}
+		var m Meta
+		if json.Unmarshal(b, &m) == nil {
+			out = append(out, Entry{Dir: filepath.Join(s.dir, de.Name()), Meta: m})
+		}
+	}
+	return out, nil
+}
