@@ -76,7 +76,10 @@ func RecordSpec(template string, r types.SpecReport) {
 		start = be
 	}
 	reportsMu.Unlock()
-	c := report.Check{Name: r.LeafNodeText, Seconds: r.EndTime.Sub(start).Seconds()}
+	c := report.Check{Name: r.LeafNodeText}
+	if !start.IsZero() && r.EndTime.After(start) {
+		c.Seconds = r.EndTime.Sub(start).Seconds()
+	}
 	switch {
 	case r.State == types.SpecStatePassed:
 		c.Result = report.Pass
