@@ -2,22 +2,28 @@ package framework
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
+	"golang.org/x/crypto/ssh"
 
 	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/cloudinit"
+	"github.com/guestcatalog/guestcatalog/framework/download"
 	"github.com/guestcatalog/guestcatalog/framework/image"
 	"github.com/guestcatalog/guestcatalog/framework/machine"
+	"github.com/guestcatalog/guestcatalog/framework/provisioned"
 	"github.com/guestcatalog/guestcatalog/framework/report"
 )
 
@@ -104,10 +110,6 @@ func recordMachine(rep *report.Template, m *machine.Machine) {
 	rep.Accelerator = a.Used
 	rep.AccelReason = a.Reason
 	rep.QEMUVersion = m.QEMUVersion()
-	rep.Phases = rep.Phases[:min(1, len(rep.Phases))] // keep the image phase
-	for _, p := range m.Phases() {
-		rep.Phases = append(rep.Phases, report.Phase{Name: p.Name, Seconds: p.Duration.Seconds(), Result: phaseResult(p.Result)})
-	}
 }
 
 func phaseResult(s string) report.Result {
@@ -185,8 +187,145 @@ func reachable(ctx context.Context, url string) error {
 	return nil
 }
 
-// startMachine boots the guest, from a provisioned disk when one matches.
+// startMachine boots the guest. With reuse on, a guest provisioned before
+// from the same inputs is resumed from its snapshot (seconds, no
+// provisioning); otherwise the guest is provisioned, saved (snapshot of the
+// ready guest, kept in the cache) and resumed from that snapshot, so the
+// cold and the warm run hand the specs the same guest.
 func startMachine(ctx context.Context, cfg *Config, t *catalog.Template, img *image.Artifact, mcfg machine.Config, rep *report.Template) (*machine.Machine, error) {
 	rep.Provisioned = "fresh"
+	if !cfg.Reuse {
+		m, err := machine.Start(ctx, mcfg)
+		if m != nil {
+			appendPhases(rep, m, "")
+		}
+		return m, err
+	}
+	root := cfg.CacheDir
+	if root == "" {
+		var err error
+		if root, err = download.DefaultCacheDir(); err != nil {
+			return nil, err
+		}
+	}
+	store, err := provisioned.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	key, err := provisionKey(t, img, mcfg.Arch)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := store.Lock(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	log := mcfg.Logger
+	if e, ok := store.Lookup(key); ok {
+		m, err := resume(ctx, mcfg, e)
+		if err == nil {
+			rep.Provisioned = "reused"
+			appendPhases(rep, m, "")
+			return m, nil
+		}
+		// A snapshot this QEMU cannot load is not a verdict on the
+		// template: provision from scratch and replace it.
+		log.Warn("resuming the provisioned guest failed; provisioning from scratch", "entry", e.Dir, "err", err)
+		if m != nil {
+			_ = m.Close(ctx)
+		}
+		_ = os.RemoveAll(e.Dir)
+	}
+	fresh := mcfg
+	fresh.ArtifactsDir = filepath.Join(mcfg.ArtifactsDir, "provision")
+	start := time.Now()
+	m, err := machine.Start(ctx, fresh)
+	if m != nil {
+		appendPhases(rep, m, "")
+	}
+	if err != nil {
+		return m, err
+	}
+	st, err := store.Stage()
+	if err != nil {
+		return m, err
+	}
+	accel := m.Accelerator().Used
+	if _, err := m.Snapshot(ctx, provisioned.SnapshotName, st.Dir); err != nil {
+		st.Abort()
+		return nil, fmt.Errorf("keeping the provisioned guest: %w", err)
+	}
+	e, err := st.Commit(provisioned.Meta{
+		Key: key, Template: t.Name, Image: img.Source, Digest: img.Digest, Base: img.Disk,
+		Accel: accel, Snapshot: provisioned.SnapshotName, ProvisionSeconds: time.Since(start).Seconds(),
+	})
+	if err != nil {
+		st.Abort()
+		return nil, err
+	}
+	log.Info("provisioned guest kept for the next run", "entry", e.Dir)
+	m2, err := resume(ctx, mcfg, e)
+	if m2 != nil {
+		appendPhases(rep, m2, "resume/")
+	}
+	return m2, err
+}
+
+func resume(ctx context.Context, mcfg machine.Config, e *provisioned.Entry) (*machine.Machine, error) {
+	clientKey, err := os.ReadFile(e.Path(provisioned.FileClientKey))
+	if err != nil {
+		return nil, err
+	}
+	hostKey, err := os.ReadFile(e.Path(provisioned.FileHostKey))
+	if err != nil {
+		return nil, err
+	}
+	mcfg.Resume = &machine.Resume{
+		Disk: e.Path(provisioned.FileDisk), Snapshot: e.Meta.Snapshot, Seed: e.Path(provisioned.FileSeed),
+		ClientKey: clientKey, HostKey: hostKey, Accel: e.Meta.Accel,
+	}
 	return machine.Start(ctx, mcfg)
+}
+
+// provisionKey hashes what provisioning depends on: the image (digest and
+// source), the resolved template, the user-data it renders to (with fixed
+// placeholder keys) and the arch.
+func provisionKey(t *catalog.Template, img *image.Artifact, arch string) (string, error) {
+	tj, err := json.Marshal(t)
+	if err != nil {
+		return "", err
+	}
+	ci := catalog.Image{Arch: arch, Firmware: img.Firmware}
+	if img.Kernel != "" {
+		for _, im := range t.ImagesFor(arch) {
+			if im.Build != nil {
+				ci = im
+				break
+			}
+		}
+	}
+	seed, err := cloudinit.Render(t, cloudinit.Input{Arch: arch, Image: ci, InstanceID: "iid-key",
+		AuthorizedKeys: []string{placeholderKey()}})
+	if err != nil {
+		return "", fmt.Errorf("rendering user-data for the provisioned-disk key: %w", err)
+	}
+	return provisioned.Key(img.Source, img.Digest, string(tj), string(seed.UserData), string(seed.NetworkConfig), arch), nil
+}
+
+// appendPhases adds a machine's readiness phases to the report.
+func appendPhases(rep *report.Template, m *machine.Machine, prefix string) {
+	for _, p := range m.Phases() {
+		rep.Phases = append(rep.Phases, report.Phase{Name: prefix + p.Name, Seconds: p.Duration.Seconds(), Result: phaseResult(p.Result)})
+	}
+}
+
+// placeholderKey is a fixed public key standing in for the per-run keys
+// when user-data is rendered for the provisioned-disk key.
+func placeholderKey() string {
+	pub, err := ssh.NewPublicKey(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)).Public())
+	if err != nil {
+		panic(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
 }

@@ -24,7 +24,7 @@ var (
 
 // genericSkip is Ginkgo's message for the specs after a skipping BeforeAll;
 // the template's reason already says why.
-const genericSkip = "Spec skipped because Skip() was called in BeforeAll"
+const genericSkip = "Spec skipped because "
 
 // recordBoot notes that a template's guest is ready, and prints a line
 // with its phases.
@@ -85,7 +85,7 @@ func RecordSpec(template string, r types.SpecReport) {
 		c.Result = report.Pass
 	case r.State == types.SpecStateSkipped || r.State == types.SpecStatePending:
 		c.Result = report.Skip
-		if c.Message = r.Failure.Message; c.Message == genericSkip {
+		if c.Message = r.Failure.Message; strings.HasPrefix(c.Message, genericSkip) {
 			c.Message = ""
 		}
 	default:

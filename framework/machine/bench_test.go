@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/cloudinit"
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
 	"github.com/guestcatalog/guestcatalog/framework/sshx"
@@ -70,7 +69,7 @@ func BenchmarkHandWrittenLoopDebianTCG(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		seed, err := cloudinit.Render(tmpl, cloudinit.Input{Arch: "x86_64", Image: tmplBuildImage(tmpl), AuthorizedKeys: []string{kp.AuthorizedKey}})
+		seed, err := cloudinit.Render(tmpl, cloudinit.Input{Arch: "x86_64", Image: *img.Entry, AuthorizedKeys: []string{kp.AuthorizedKey}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -111,15 +110,4 @@ func BenchmarkHandWrittenLoopDebianTCG(b *testing.B) {
 		cancel()
 		os.RemoveAll(dir)
 	}
-}
-
-// tmplBuildImage is the template's local build image entry (for the seed:
-// baked packages are not installed again).
-func tmplBuildImage(t *catalog.Template) catalog.Image {
-	for _, im := range t.ImagesFor(catalog.ArchX8664) {
-		if im.Build != nil {
-			return im
-		}
-	}
-	return catalog.Image{Arch: catalog.ArchX8664}
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/guestcatalog/guestcatalog/catalog"
-	"github.com/guestcatalog/guestcatalog/framework/imagebuild"
+	"github.com/guestcatalog/guestcatalog/framework/image"
 )
 
 // requireTool skips under -short, and when a tool is missing skips with a
@@ -33,42 +33,18 @@ func requireTool(t testing.TB, tools ...string) {
 	}
 }
 
-// debianRecipe is the local build recipe of the debian-13 image fragment.
-func debianRecipe(t testing.TB) catalog.BuildRecipe {
-	t.Helper()
-	cat, err := catalog.LoadEmbedded()
-	require.NoError(t, err)
-	for _, f := range cat.Fragments() {
-		if f.Name != "images/debian-13" {
-			continue
-		}
-		for _, im := range f.Images {
-			if im.Build != nil && im.Arch == catalog.ArchX8664 {
-				b := *im.Build
-				if b.Mirror == "" {
-					b.Mirror = catalog.DefaultMirror
-				}
-				if len(b.Components) == 0 {
-					b.Components = []string{"main"}
-				}
-				return b
-			}
-		}
-	}
-	t.Fatal("images/debian-13 has no x86_64 build recipe")
-	return catalog.BuildRecipe{}
-}
-
-// debianImage returns the locally built Debian 13 image (built once, then
-// from the cache: $GUESTCATALOG_CACHE or ~/.cache/guestcatalog).
+// debianImage returns the locally built Debian 13 image of the debian-13
+// template, as the framework gets it offline (framework/image: built once,
+// then from the cache: $GUESTCATALOG_CACHE or ~/.cache/guestcatalog).
 func debianImage(t testing.TB) Image {
 	t.Helper()
 	requireTool(t, "qemu-system-x86_64", "qemu-img", "mmdebstrap", "mkfs.ext4")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	a, err := imagebuild.Build(ctx, debianRecipe(t), nil, imagebuild.WithOutput(testWriter{t}))
+	a, err := image.Resolve(ctx, debianTemplate(t), catalog.ArchX8664, image.WithOffline(), image.WithProgress(testWriter{t}))
 	require.NoError(t, err)
-	return Image{Disk: a.Disk, Format: "qcow2", Kernel: a.Kernel, Initrd: a.Initrd, Append: a.Append}
+	entry := a.Entry
+	return Image{Disk: a.Disk, Format: a.Format, Kernel: a.Kernel, Initrd: a.Initrd, Append: a.Append, Firmware: a.Firmware, Entry: &entry}
 }
 
 type testWriter struct{ t testing.TB }
@@ -78,9 +54,10 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func TestIntegrationBuildDebianImage(t *testing.T) {
+func TestIntegrationResolveDebianImage(t *testing.T) {
 	img := debianImage(t)
 	t.Logf("image: %+v", img)
+	require.NotEmpty(t, img.Kernel, "the local build boots by direct kernel boot")
 }
 
 // newTestLogger logs to t.Log.

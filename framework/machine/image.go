@@ -1,5 +1,7 @@
 package machine
 
+import "github.com/guestcatalog/guestcatalog/catalog"
+
 // Image is the guest disk and how to boot it: the fields of
 // framework/image's Artifact the machine needs.
 type Image struct {
@@ -13,4 +15,9 @@ type Image struct {
 	Append string
 	// Firmware: bios (default) or uefi, for disk boot.
 	Firmware string
+	// Entry is the template's image entry this disk comes from (the seed
+	// installs no packages an image with build.bake already has). Default:
+	// the template's build entry for the arch when Kernel is set, else a
+	// plain entry.
+	Entry *catalog.Image
 }

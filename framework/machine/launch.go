@@ -75,6 +75,7 @@ func (m *Machine) launch(ctx context.Context) (string, error) {
 	spec := qemu.Spec{
 		Name:        m.name,
 		Arch:        m.cfg.Arch,
+		CPU:         m.cfg.CPU,
 		CPUs:        cpus,
 		MemoryBytes: t.MemoryBytes(),
 		Firmware:    img.Firmware,
@@ -94,13 +95,20 @@ func (m *Machine) launch(ctx context.Context) (string, error) {
 		spec.Drives = []qemu.Drive{spec.Disk}
 		spec.Disk = qemu.Drive{}
 	}
+	accel := m.cfg.Accel
+	if r := m.cfg.Resume; r != nil {
+		spec.LoadVM = r.Snapshot
+		if r.Accel != "" {
+			accel = r.Accel // a snapshot resumes under the accelerator it was taken with
+		}
+	}
 	for _, pf := range t.PortForwards {
 		spec.Forwards = append(spec.Forwards, qemu.Forward{Proto: pf.Proto, HostPort: pf.HostPort, GuestPort: pf.GuestPort})
 	}
 	// QEMU lives as long as the machine, not as long as Start's ctx: the
 	// machine's own context, cancelled by Close (and by Start's ctx while
 	// Start runs, see start).
-	inst, dec, err := qemu.Launch(m.life, spec, m.cfg.Accel,
+	inst, dec, err := qemu.Launch(m.life, spec, accel,
 		qemu.WithRunDir(m.rd),
 		qemu.WithLogDir(m.artifacts),
 		qemu.WithIntervals(m.ivals),

@@ -67,9 +67,15 @@ type Config struct {
 	// SkipProbes stops readiness after cloud-init (callers that run the
 	// probes themselves, as specs).
 	SkipProbes bool
+	// CPU overrides QEMU's CPU model ("" : framework/qemu's default for
+	// the accelerator). With accel auto it applies to both attempts.
+	CPU string
 	// KernelArgs are appended to the image's kernel command line (direct
 	// kernel boot only).
 	KernelArgs []string
+	// Resume starts from a ready guest saved with Snapshot instead of
+	// booting and provisioning (see resume.go).
+	Resume *Resume
 	// ExtraAuthorizedKeys may log in too (a developer's own key).
 	ExtraAuthorizedKeys []string
 
@@ -224,6 +230,22 @@ func (m *Machine) start(ctx context.Context) error {
 		}
 		return d
 	}
+	if m.cfg.Resume != nil {
+		// A resumed guest is ready as it was saved: no kernel, no init, no
+		// cloud-init to wait for; SSH answers once QEMU has loaded the RAM.
+		if err := m.eng.run(ctx, phase{name: PhaseSSH, deadline: m.bootStart.Add(get(IntervalSSH)),
+			hint: "the resumed guest did not answer SSH: the snapshot may not match this QEMU (see qemu.log); run with --no-reuse",
+			run:  m.waitSSH}); err != nil {
+			return err
+		}
+		if err := m.eng.run(ctx, phase{name: PhaseResume, hint: "the resumed guest did not take the host's time", run: m.syncClock}); err != nil {
+			return err
+		}
+		if m.cfg.SkipProbes {
+			return nil
+		}
+		return m.runProbes(ctx, t)
+	}
 	boot := []phase{
 		{name: PhaseKernel, deadline: m.bootStart.Add(get(IntervalKernel)),
 			hint: kernelHint(m.cfg.Image),
@@ -262,6 +284,9 @@ func (m *Machine) prepare(ctx context.Context) (string, error) {
 	if err := m.newRunDir(); err != nil {
 		return "", err
 	}
+	if m.cfg.Resume != nil {
+		return m.prepareResume(ctx)
+	}
 	keyDir := m.rd.File("ssh")
 	var err error
 	if m.clientKey, err = sshx.NewKeyPair(keyDir, "guestcatalog-"+m.name); err != nil {
@@ -271,10 +296,14 @@ func (m *Machine) prepare(ctx context.Context) (string, error) {
 		return "", err
 	}
 	img := catalog.Image{Arch: m.cfg.Arch, Firmware: m.cfg.Image.Firmware}
-	for _, im := range t.ImagesFor(m.cfg.Arch) {
-		if im.Build != nil && m.cfg.Image.Kernel != "" {
-			img = im // a built image: its recipe says whether packages are baked
-			break
+	if e := m.cfg.Image.Entry; e != nil {
+		img = *e
+	} else if m.cfg.Image.Kernel != "" {
+		for _, im := range t.ImagesFor(m.cfg.Arch) {
+			if im.Build != nil {
+				img = im // a built image: its recipe says whether packages are baked
+				break
+			}
 		}
 	}
 	keys := append([]string{m.clientKey.AuthorizedKey}, m.cfg.ExtraAuthorizedKeys...)
@@ -346,8 +375,14 @@ func (m *Machine) provisionTail(ctx context.Context) string {
 	return strings.TrimRight(string(res.Stdout), "\n")
 }
 
-// Runner is the guest's command runner (the SSH client).
-func (m *Machine) Runner() exec.Runner { return m.ssh }
+// Runner is the guest's command runner (the SSH client); nil before the
+// ssh phase succeeded.
+func (m *Machine) Runner() exec.Runner {
+	if m.ssh == nil {
+		return nil
+	}
+	return m.ssh
+}
 
 // SSH is the guest's SSH client (nil before the ssh phase succeeded).
 func (m *Machine) SSH() *sshx.Client { return m.ssh }

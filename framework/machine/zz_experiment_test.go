@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-func TestExperimentAppend(t *testing.T) {
+func TestExperimentCPU(t *testing.T) {
 	if os.Getenv("H7_EXPERIMENT") == "" {
 		t.Skip()
 	}
@@ -19,7 +19,7 @@ func TestExperimentAppend(t *testing.T) {
 		for _, v := range variants {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			start := time.Now()
-			m, err := Start(ctx, Config{Template: tmpl, Image: img, Accel: AccelTCG, KernelArgs: strings.Fields(v)})
+			m, err := Start(ctx, Config{Template: tmpl, Image: img, Accel: AccelTCG, CPU: v})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -29,7 +29,7 @@ func TestExperimentAppend(t *testing.T) {
 				b.WriteString(p.Name + "=" + p.Duration.Round(100*time.Millisecond).String() + " ")
 			}
 			la, _ := os.ReadFile("/proc/loadavg")
-			t.Logf("variant %q: ready %.1fs  %s load %s", v, ready.Seconds(), b.String(), la)
+			t.Logf("cpu %q: ready %.1fs  %s load %s", v, ready.Seconds(), b.String(), la)
 			m.Close(ctx)
 			cancel()
 		}
