@@ -61,9 +61,10 @@ func Boot(ctx SpecContext, name string) *Guest {
 	}
 
 	ivals := intervalsSet()
+	entry := img.Entry
 	mcfg := machine.Config{
 		Template:      t,
-		Image:         machine.Image{Disk: img.Disk, Format: img.Format, Kernel: img.Kernel, Initrd: img.Initrd, Append: img.Append, Firmware: img.Firmware},
+		Image:         machine.Image{Disk: img.Disk, Format: img.Format, Kernel: img.Kernel, Initrd: img.Initrd, Append: img.Append, Firmware: img.Firmware, Entry: &entry},
 		Arch:          cfg.Arch,
 		Accel:         cfg.Accel,
 		ArtifactsDir:  artifacts,
@@ -296,16 +297,7 @@ func provisionKey(t *catalog.Template, img *image.Artifact, arch string) (string
 	if err != nil {
 		return "", err
 	}
-	ci := catalog.Image{Arch: arch, Firmware: img.Firmware}
-	if img.Kernel != "" {
-		for _, im := range t.ImagesFor(arch) {
-			if im.Build != nil {
-				ci = im
-				break
-			}
-		}
-	}
-	seed, err := cloudinit.Render(t, cloudinit.Input{Arch: arch, Image: ci, InstanceID: "iid-key",
+	seed, err := cloudinit.Render(t, cloudinit.Input{Arch: arch, Image: img.Entry, InstanceID: "iid-key",
 		AuthorizedKeys: []string{placeholderKey()}})
 	if err != nil {
 		return "", fmt.Errorf("rendering user-data for the provisioned-disk key: %w", err)

@@ -1,0 +1,71 @@
+package machine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/guestcatalog/guestcatalog/framework/exec"
+)
+
+// TestIntegrationSnapshotResume provisions a guest, saves it, and resumes
+// it: the resumed guest answers SSH with the same keys, keeps what the
+// first run wrote, has the host's time, and skips the boot phases.
+func TestIntegrationSnapshotResume(t *testing.T) {
+	img := debianImage(t)
+	tmpl := debianTemplate(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	m, err := Start(ctx, Config{Template: tmpl, Image: img, Accel: AccelTCG, ArtifactsDir: artifactsDir(t), Logger: newTestLogger(t)})
+	require.NoError(t, err)
+	_, err = m.Runner().Run(ctx, exec.Cmd{Script: "echo before-snapshot > /var/tmp/mark", Sudo: true})
+	require.NoError(t, err)
+	dir := t.TempDir()
+	files, err := m.Snapshot(ctx, "ready", dir)
+	require.NoError(t, err)
+	assert.False(t, processAlive(m.QEMUPid()), "Snapshot stops QEMU")
+	for _, f := range []string{files.Disk, files.Seed, files.ClientKey, files.HostKey} {
+		_, err := os.Stat(f)
+		require.NoError(t, err, f)
+	}
+	clientKey, err := os.ReadFile(files.ClientKey)
+	require.NoError(t, err)
+	hostKey, err := os.ReadFile(files.HostKey)
+	require.NoError(t, err)
+
+	started := time.Now()
+	r, err := Start(ctx, Config{Template: tmpl, Image: img, ArtifactsDir: artifactsDir(t), Logger: newTestLogger(t),
+		Resume: &Resume{Disk: files.Disk, Snapshot: "ready", Seed: files.Seed, ClientKey: clientKey, HostKey: hostKey, Accel: AccelTCG}})
+	require.NoError(t, err)
+	defer r.Close(context.Background())
+	t.Logf("resumed and ready in %s", time.Since(started))
+	logPhases(t, r.Phases())
+	out, err := exec.Output(ctx, r.Runner(), "cat", "/var/tmp/mark")
+	require.NoError(t, err)
+	assert.Equal(t, "before-snapshot", out)
+	out, err = exec.Output(ctx, r.Runner(), "date", "+%s")
+	require.NoError(t, err)
+	var guest int64
+	_, err = fmt.Sscan(out, &guest)
+	require.NoError(t, err)
+	assert.InDelta(t, time.Now().Unix(), guest, 30, "the resumed guest's clock follows the host")
+	var names []string
+	for _, p := range r.Phases() {
+		names = append(names, p.Name)
+	}
+	assert.NotContains(t, names, PhaseKernel, "a resumed guest does not boot")
+	assert.Contains(t, names, PhaseResume)
+
+	// The snapshot disk itself is never written: a second resume works too.
+	info, err := os.Stat(files.Disk)
+	require.NoError(t, err)
+	require.NoError(t, r.Close(ctx))
+	after, err := os.Stat(files.Disk)
+	require.NoError(t, err)
+	assert.Equal(t, info.ModTime(), after.ModTime())
+}
