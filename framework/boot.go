@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
@@ -76,8 +77,8 @@ func Boot(ctx SpecContext, name string) *Guest {
 	if m != nil {
 		recordMachine(rep, m)
 		DeferCleanup(func(ctx SpecContext) {
-			if cfg.KeepOnFailure && CurrentSpecReport().Failed() {
-				fmt.Fprintf(GinkgoWriter, "keeping %s running: %s\n", t.Name, m.SSHCommand())
+			if cfg.KeepOnFailure && (CurrentSpecReport().Failed() || rep.Result == report.Fail) {
+				keep(t.Name, m)
 				return
 			}
 			Expect(m.Close(ctx)).To(Succeed(), "shutting down %s", t.Name)
@@ -320,4 +321,30 @@ func placeholderKey() string {
 		panic(err)
 	}
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
+}
+
+var (
+	keptMu sync.Mutex
+	kept   []*machine.Machine
+)
+
+// keep leaves a failed guest running for inspection (KeepOnFailure) and
+// says how to get in.
+func keep(name string, m *machine.Machine) {
+	keptMu.Lock()
+	kept = append(kept, m)
+	keptMu.Unlock()
+	w := io.Writer(GinkgoWriter)
+	if p := current().Progress; p != nil {
+		w = p
+	}
+	fmt.Fprintf(w, "%s failed; its guest is kept running. Get in with:\n    %s\n", name, m.SSHCommand())
+}
+
+// Kept returns the guests kept running after a failure; the caller closes
+// them (QEMU dies with the process that started it).
+func Kept() []*machine.Machine {
+	keptMu.Lock()
+	defer keptMu.Unlock()
+	return append([]*machine.Machine(nil), kept...)
 }

@@ -170,7 +170,6 @@ func verifyInProcess(ctx context.Context, out io.Writer, o verifyOptions, names 
 	t := &failT{}
 	// RunSpecs handles SIGINT/SIGTERM itself: it interrupts the running
 	// node, runs cleanups (guests are shut down) and reports.
-	_ = ctx
 	ginkgo.RunSpecs(t, "guestcatalog verify", suiteConfig, reporterConfig)
 
 	fmt.Fprintln(out)
@@ -185,7 +184,22 @@ func verifyInProcess(ctx context.Context, out io.Writer, o verifyOptions, names 
 			reps = append(reps, &report.Template{Template: n, Result: report.Skip, Reason: "no spec ran (label filter or interrupted run)"})
 		}
 	}
-	if !report.Summary(out, reps) || t.failed {
+	ok := report.Summary(out, reps) && !t.failed
+	if kept := framework.Kept(); len(kept) > 0 {
+		// QEMU dies with this process: stay until the user is done.
+		fmt.Fprintf(out, "\n%d failed guest(s) kept running (--keep-on-failure):\n", len(kept))
+		for _, m := range kept {
+			fmt.Fprintf(out, "  %s: %s\n", m.Template().Name, m.SSHCommand())
+		}
+		fmt.Fprintln(out, "Press Ctrl-C to stop them.")
+		<-ctx.Done()
+		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		for _, m := range kept {
+			_ = m.Close(cctx)
+		}
+		cancel()
+	}
+	if !ok {
 		return exitError{1}
 	}
 	return nil
