@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,24 +13,13 @@ import (
 
 	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/framework/image"
+	"github.com/guestcatalog/guestcatalog/framework/qemu/qemutest"
 )
 
-// requireTool skips under -short, and when a tool is missing skips with a
-// reason unless GUESTCATALOG_REQUIRE_TOOLS=1 (CI), which makes it a failure.
-func requireTool(t testing.TB, tools ...string) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: skipped with -short")
-	}
-	for _, tool := range tools {
-		if _, err := osexec.LookPath(tool); err != nil {
-			if os.Getenv("GUESTCATALOG_REQUIRE_TOOLS") == "1" {
-				t.Fatalf("%s is required (GUESTCATALOG_REQUIRE_TOOLS=1) but not found: %v", tool, err)
-			}
-			t.Skipf("%s not found: %v", tool, err)
-		}
-	}
-}
+// requireTool is the project's integration-test guard (qemutest):
+// skip under -short; a missing tool skips, or fails when
+// GUESTCATALOG_REQUIRE_TOOLS=1.
+func requireTool(t testing.TB, tools ...string) { t.Helper(); qemutest.RequireTools(t, tools...) }
 
 // debianImage returns the locally built Debian 13 image of the debian-13
 // template, as the framework gets it offline (framework/image: built once,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/framework/exec"
+	"github.com/guestcatalog/guestcatalog/framework/qemu"
 	"github.com/guestcatalog/guestcatalog/framework/sshx"
 )
 
@@ -232,13 +233,17 @@ func TestIntegrationKilledParentLeavesNoQEMU(t *testing.T) {
 	require.NoError(t, cmd.Start())
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	var pid int
+	var runDir string
 	deadline := time.Now().Add(3 * time.Minute)
 	for pid == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("child did not report a QEMU pid:\n%s", out)
 		}
 		if b, err := os.ReadFile(pidFile); err == nil {
-			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+			if f := strings.Fields(string(b)); len(f) == 2 {
+				pid, _ = strconv.Atoi(f[0])
+				runDir = f[1]
+			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -257,6 +262,14 @@ func TestIntegrationKilledParentLeavesNoQEMU(t *testing.T) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	assert.True(t, gone, "QEMU %d outlived its SIGKILLed parent", pid)
+
+	// What the killed process could not remove (its run dir: overlay,
+	// seed, keys) is found and removed by qemu.Gc from its owner record.
+	require.DirExists(t, runDir)
+	res, err := qemu.Gc(context.Background())
+	require.NoError(t, err)
+	t.Logf("gc removed %d run dirs", len(res.Removed))
+	assert.NoDirExists(t, runDir)
 }
 
 func childStartAndHang(t *testing.T) {
@@ -265,7 +278,9 @@ func childStartAndHang(t *testing.T) {
 	m, err := Start(ctx, Config{Template: debianTemplate(t), Image: img, Accel: AccelTCG, ArtifactsDir: t.TempDir(), SkipProbes: true,
 		// Report as soon as QEMU runs: no need to wait for a full boot.
 		onLaunch: func(m *Machine) {
-			_ = os.WriteFile(os.Getenv("GUESTCATALOG_MACHINE_PIDFILE"), []byte(strconv.Itoa(m.QEMUPid())), 0o644)
+			f := os.Getenv("GUESTCATALOG_MACHINE_PIDFILE")
+			_ = os.WriteFile(f+".tmp", []byte(fmt.Sprintf("%d %s", m.QEMUPid(), m.RunDir())), 0o644)
+			_ = os.Rename(f+".tmp", f)
 		}})
 	if err != nil {
 		t.Logf("start: %v", err)

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/guestcatalog/guestcatalog/framework/fsutil"
 )
 
 // Result is the outcome of a check or of a whole template.
@@ -117,7 +119,10 @@ func (t *Template) WriteFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("encoding report for %s: %w", t.Template, err)
 	}
-	return writeAtomic(path, append(b, '\n'))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(path, append(b, '\n'), 0o644)
 }
 
 // ReadFile reads a report.json.
@@ -131,31 +136,6 @@ func ReadFile(path string) (*Template, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &t, nil
-}
-
-func writeAtomic(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
 }
 
 // CheckLine is the CLI's line for one check: "  PASS     3.1s  docker: run".

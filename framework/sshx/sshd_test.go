@@ -16,24 +16,14 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/guestcatalog/guestcatalog/framework/qemu/qemutest"
 )
 
-// requireTool skips under -short, and when the tool is missing skips with a
-// reason unless GUESTCATALOG_REQUIRE_TOOLS=1 (CI), which makes it a failure.
-func requireTool(t *testing.T, tools ...string) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: skipped with -short")
-	}
-	for _, tool := range tools {
-		if _, err := osexec.LookPath(tool); err != nil {
-			if os.Getenv("GUESTCATALOG_REQUIRE_TOOLS") == "1" {
-				t.Fatalf("%s is required (GUESTCATALOG_REQUIRE_TOOLS=1) but not found: %v", tool, err)
-			}
-			t.Skipf("%s not found (apt-get install openssh-server openssh-client): %v", tool, err)
-		}
-	}
-}
+// requireTool is the project's integration-test guard (qemutest):
+// skip under -short; a missing tool skips, or fails when
+// GUESTCATALOG_REQUIRE_TOOLS=1.
+func requireTool(t testing.TB, tools ...string) { t.Helper(); qemutest.RequireTools(t, tools...) }
 
 // testSSHD is a private OpenSSH server on 127.0.0.1 for one test, run as the
 // current user with its own host key (made by NewHostKey, as the guest's

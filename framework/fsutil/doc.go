@@ -1,0 +1,2 @@
+// Package fsutil holds the file-system helpers the packages share.
+package fsutil
