@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	// Ginkgo's flags are defined so that `go test ./suites/... -ginkgo.v`
+	// (make test-suites) also runs this package.
+	_ "github.com/onsi/ginkgo/v2"
+
 	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/framework/report"
 )
