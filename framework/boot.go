@@ -256,6 +256,7 @@ func startMachine(ctx context.Context, cfg *Config, t *catalog.Template, img *im
 	accel := m.Accelerator().Used
 	if _, err := m.Snapshot(ctx, provisioned.SnapshotName, st.Dir); err != nil {
 		st.Abort()
+		_ = m.Close(ctx) // no-op when Snapshot got as far as closing it
 		return nil, fmt.Errorf("keeping the provisioned guest: %w", err)
 	}
 	e, err := st.Commit(provisioned.Meta{
