@@ -24,13 +24,13 @@ test-short: ## tier 1: hermetic unit tests, seconds
 	$(GO) test -short ./...
 
 test-integration: ## tier 2: real qemu-img, mmdebstrap, cloud-init schema, QEMU boots
-	GUESTCATALOG_REQUIRE_TOOLS=1 $(GO) test -timeout 40m $(PKGS_LIB)
+	GUESTCATALOG_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 40m $(PKGS_LIB)
 
 test-e2e: ## tier 3: `catalog verify --offline` of the offline templates, with reports
 	$(GO) run ./cmd/catalog verify --offline --report-dir $(REPORTS) --artifacts $(ARTIFACTS) $(E2E)
 
 test-suites: ## tier 3: the same specs through `go test ./suites/...` (reuses provisioned disks)
-	GUESTCATALOG_OFFLINE=1 GUESTCATALOG_TEMPLATES="$(E2E)" $(GO) test -p 1 -timeout 60m ./suites/... -ginkgo.v -ginkgo.junit-report=junit-suites.xml
+	GUESTCATALOG_OFFLINE=1 GUESTCATALOG_TEMPLATES="$(E2E)" $(GO) test -count=1 -p 1 -timeout 60m ./suites/... -ginkgo.v -ginkgo.junit-report=junit-suites.xml
 
 verify: ## verify one template end to end: make verify T=debian-containerd
 	$(GO) run ./cmd/catalog verify --offline $(or $(T),debian-containerd)
