@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/guestcatalog/guestcatalog/framework/exec"
 )
 
 // payload is n deterministic pseudo-random bytes.
@@ -138,22 +140,7 @@ func readFile(t *testing.T, path string) []byte {
 }
 
 // syncBuffer is a goroutine-safe progress writer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = exec.Buffer
 
 // requireNoLeaks fails if goroutines of grab or of this package (other
 // than tests) outlive a Fetch.

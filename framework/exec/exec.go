@@ -280,6 +280,13 @@ func (b *Buffer) Bytes() []byte {
 	return bytes.Clone(b.b.Bytes())
 }
 
+// String returns the content as a string.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
 type lockedWriter struct {
 	mu sync.Mutex
 	w  io.Writer
