@@ -218,7 +218,7 @@ func verifyParallel(ctx context.Context, out io.Writer, o verifyOptions, names [
 		return err
 	}
 	n := min(o.parallel, len(names), runtime.NumCPU())
-	if mem := freeMemoryBytes(); mem > 0 {
+	if mem, err := memAvailable(); err == nil && mem > 0 {
 		// Every guest takes its template's memory plus QEMU's own overhead.
 		c, _ := framework.Catalog()
 		var most int64
@@ -330,23 +330,6 @@ func globalArgs() []string {
 		a = append(a, "--mirror", m)
 	}
 	return a
-}
-
-// freeMemoryBytes reads MemAvailable from /proc/meminfo (0 if unknown).
-func freeMemoryBytes() int64 {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var kb int64
-		if _, err := fmt.Sscanf(sc.Text(), "MemAvailable: %d kB", &kb); err == nil {
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 var errNoJUnit = errors.New("no JUnit report to merge")
