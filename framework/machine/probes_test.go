@@ -107,3 +107,23 @@ func TestResolveProbe(t *testing.T) {
 	require.ErrorIs(t, err, intervals.ErrUnknown)
 	assert.True(t, strings.HasPrefix(err.Error(), `eventually: interval "no/such": unknown interval`), err.Error())
 }
+
+// TestShippedProbeIntervals: every timeout and eventually of a shipped
+// probe names an interval the defaults define.
+func TestShippedProbeIntervals(t *testing.T) {
+	s, err := intervals.Load()
+	require.NoError(t, err)
+	c, err := catalog.LoadEmbedded()
+	require.NoError(t, err)
+	withEventually := 0
+	for _, tmpl := range c.Templates() {
+		for _, p := range tmpl.Probes {
+			_, err := resolveProbe(s, p, intervals.AccelTCG)
+			assert.NoError(t, err, "%s: probe %q", tmpl.Name, p.Description)
+			if p.Eventually != "" {
+				withEventually++
+			}
+		}
+	}
+	assert.Positive(t, withEventually)
+}
