@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/invopop/jsonschema"
+
+	"github.com/guestcatalog/guestcatalog/framework/exec"
 )
 
 //go:generate go run gen_schema.go
@@ -38,7 +40,7 @@ func GenerateSchema(srcDir string) ([]byte, error) {
 
 	// What tags cannot say: names of env and params, and the values a
 	// `when` filter can take (the enums of the fields it filters on).
-	names := &jsonschema.Schema{Pattern: varName.String()}
+	names := &jsonschema.Schema{Pattern: exec.EnvNamePattern}
 	for _, p := range []string{"env", "params"} {
 		if prop, ok := s.Properties.Get(p); ok {
 			prop.PropertyNames = names
