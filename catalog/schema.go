@@ -56,6 +56,11 @@ func GenerateSchema(srcDir string) ([]byte, error) {
 			}
 		}
 	}
+	// An expectation on output sets exactly one of equals, contains, regex.
+	if e, ok := s.Definitions["Expect"]; ok {
+		one := uint64(1)
+		e.MinProperties, e.MaxProperties = &one, &one
+	}
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encoding the schema: %w", err)

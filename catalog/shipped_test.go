@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"regexp"
 	"testing"
 
@@ -11,7 +12,7 @@ import (
 // TestShippedTemplates loads and validates every shipped template and
 // fragment: the catalog must always be green.
 func TestShippedTemplates(t *testing.T) {
-	c, err := LoadEmbedded()
+	c, err := Load(context.Background())
 	require.NoError(t, err)
 	results := c.CheckAll()
 	require.NotEmpty(t, results)
@@ -36,7 +37,7 @@ func TestShippedTemplates(t *testing.T) {
 
 // TestShippedAliases: the unversioned names users type.
 func TestShippedAliases(t *testing.T) {
-	c, err := LoadEmbedded()
+	c, err := Load(context.Background())
 	require.NoError(t, err)
 	for alias, name := range map[string]string{
 		"ubuntu":        "ubuntu-24.04",
@@ -55,7 +56,7 @@ func TestShippedAliases(t *testing.T) {
 // a literal bound in shell: `timeout 90 sh -c 'until …'`, `sleep` loops in
 // probes, `kubectl wait --timeout=600s`.
 func TestShippedWaitsBelongToTheFramework(t *testing.T) {
-	c, err := LoadEmbedded()
+	c, err := Load(context.Background())
 	require.NoError(t, err)
 	literal := regexp.MustCompile(`\btimeout +[0-9]|--timeout[= ][1-9]`)
 	loop := regexp.MustCompile(`\b(until|while)\b[^\n]*\bdo\b`)

@@ -113,7 +113,7 @@ func TestResolveProbe(t *testing.T) {
 func TestShippedProbeIntervals(t *testing.T) {
 	s, err := intervals.Load()
 	require.NoError(t, err)
-	c, err := catalog.LoadEmbedded()
+	c, err := catalog.Load(context.Background())
 	require.NoError(t, err)
 	withEventually := 0
 	for _, tmpl := range c.Templates() {
