@@ -9,7 +9,7 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework/exec"
 )
 
-//go:generate go run gen_schema.go
+//go:generate go run ./internal/genschema
 
 // SchemaID is the $id of the JSON Schema of template documents.
 const SchemaID = "https://guestcatalog.dev/schema/v1alpha1/template.schema.json"

@@ -115,19 +115,6 @@ func (c *checker) required(field, v string, allowed []string) {
 	c.enum(field, v, allowed)
 }
 
-// Validate checks a template built in Go (or composed and defaulted by
-// hand) and returns every problem at once as [Problems]; positions carry
-// only t.Source. Templates from a Catalog are validated by
-// [Catalog.Resolve] and [Catalog.Check], with file:line:col.
-func Validate(t *Template) error {
-	loc := func(string) Position { return Position{File: t.Source} }
-	errs, _ := checkDocument(t, loc)
-	if t.Kind == KindTemplate {
-		errs = append(errs, checkTemplate(t, loc, t.Provision, t.Probes, false)...)
-	}
-	return errs.errOrNil()
-}
-
 // checkDocument checks one document's own fields: what can be wrong in it
 // whatever it is composed with. It returns errors and warnings.
 func checkDocument(t *Template, loc func(string) Position) (Problems, Problems) {
