@@ -60,6 +60,11 @@ func TestShippedWaitsBelongToTheFramework(t *testing.T) {
 	require.NoError(t, err)
 	literal := regexp.MustCompile(`\btimeout +[0-9]|--timeout[= ][1-9]`)
 	loop := regexp.MustCompile(`\b(until|while)\b[^\n]*\bdo\b`)
+	// what the rules catch (lines the shipped templates had)
+	assert.Regexp(t, literal, `timeout 90 sh -c 'until docker info >/dev/null 2>&1; do sleep 2; done'`)
+	assert.Regexp(t, loop, `timeout 90 sh -c 'until docker info >/dev/null 2>&1; do sleep 2; done'`)
+	assert.Regexp(t, literal, `k3s kubectl wait --for=condition=Ready node --all --timeout=600s`)
+	assert.NotRegexp(t, literal, `k3s kubectl wait --for=condition=Ready node --all --timeout=0s`)
 	for _, f := range append(c.Fragments(), c.Templates()...) {
 		for i, s := range f.Provision {
 			assert.NotRegexp(t, literal, s.Script, "%s provision[%d]: a literal wait ignores accelerator scaling", f.Name, i)
