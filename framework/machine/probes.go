@@ -101,6 +101,19 @@ func resolveProbe(s *intervals.Set, p catalog.Probe, accel string) (probeBounds,
 	return b, nil
 }
 
+// checkProbeIntervals resolves every probe's timeout and eventually before
+// the guest boots, so that a misspelt interval name ends the run in the
+// prepare phase, not after minutes of boot and provisioning.
+func checkProbeIntervals(s *intervals.Set, probes []catalog.Probe) error {
+	var errs []error
+	for i, p := range probes {
+		if _, err := resolveProbe(s, p, ""); err != nil {
+			errs = append(errs, fmt.Errorf("probe %d %q: %w", i+1, p.Description, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // ProbeBudget is the longest a probe can take on accel: its eventually
 // bound when it has one (no run outlasts it), else its timeout. A caller
 // bounding the whole boot (a spec's timeout) adds these up.

@@ -133,3 +133,20 @@ func TestShippedProbeIntervals(t *testing.T) {
 	}
 	assert.Positive(t, withEventually)
 }
+
+// TestCheckProbeIntervals: unknown interval names are found before boot.
+func TestCheckProbeIntervals(t *testing.T) {
+	s, err := intervals.Load()
+	require.NoError(t, err)
+	require.NoError(t, checkProbeIntervals(s, []catalog.Probe{{Description: "a", Timeout: "30s", Eventually: "docker/wait-engine"}, {Description: "b"}}))
+	err = checkProbeIntervals(s, []catalog.Probe{
+		{Description: "ok"},
+		{Description: "typo", Eventually: "docker/wait-engin"},
+		{Description: "bad timeout", Timeout: "nope"},
+	})
+	require.ErrorIs(t, err, intervals.ErrUnknown)
+	lines := strings.Split(err.Error(), "\n")
+	require.Len(t, lines, 2)
+	assert.True(t, strings.HasPrefix(lines[0], `probe 2 "typo": eventually: interval "docker/wait-engin": unknown interval (known: `), lines[0])
+	assert.True(t, strings.HasPrefix(lines[1], `probe 3 "bad timeout": timeout: interval "nope": unknown interval (known: `), lines[1])
+}
