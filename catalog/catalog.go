@@ -18,6 +18,9 @@ type Catalog struct {
 	docs    map[string]*document // in effect, by name
 	aliases map[string]*document // alias → template
 	all     []*document          // every document loaded, in load order
+	// baseDepth is the longest base chain composed (Limits.BaseDepth);
+	// zero means DefaultBaseDepth.
+	baseDepth int
 }
 
 // ResolveOption changes how [Catalog.Resolve] builds a template.
@@ -244,14 +247,42 @@ func (c *Catalog) checkSelected(selected func(*document) bool) []Result {
 			out = append(out, r)
 		}
 	}
-	for _, d := range c.all {
-		if !selected(d) || used[d] || d.replaced {
-			continue
+	// A document no template uses is checked alone, with its bases. The
+	// documents no other document names as a base come first, and their
+	// bases are checked through them, not once more each: a chain of n
+	// fragments is composed once, not n times. What is left (documents in
+	// or under a base cycle) is checked one by one, each composition
+	// bounded by the base depth limit.
+	referenced := map[*document]bool{}
+	for _, d := range c.effective() {
+		if d.t != nil {
+			for _, b := range d.t.Base {
+				if bd, ok := c.docs[b]; ok && bd != d {
+					referenced[bd] = true
+				}
+			}
 		}
-		if d.t != nil && d.kind == KindTemplate && !d.duplicate {
-			continue // checked above
+	}
+	for _, roots := range []bool{true, false} {
+		for _, d := range c.all {
+			if used[d] || d.replaced || (roots && referenced[d]) {
+				continue
+			}
+			if d.t != nil && d.kind == KindTemplate && !d.duplicate {
+				continue // checked above
+			}
+			used[d] = true
+			r := c.check(d)
+			pick := selected(d)
+			for _, b := range r.Bases {
+				bd := c.docs[b]
+				used[bd] = used[bd] || roots
+				pick = pick || selected(bd)
+			}
+			if pick {
+				out = append(out, r)
+			}
 		}
-		out = append(out, c.check(d))
 	}
 	slices.SortStableFunc(out, func(a, b Result) int { return strings.Compare(a.Name, b.Name) })
 	return out

@@ -1,15 +1,13 @@
 package catalog
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -73,18 +71,29 @@ func LoadFiles(paths ...string) (*Catalog, error) {
 // load builds a catalog from the embedded templates (if withEmbedded) and
 // the files named; tests load fixtures alone with withEmbedded false.
 func load(withEmbedded bool, paths []string) (*Catalog, error) {
+	return loadContext(context.Background(), DefaultLimits(), withEmbedded, paths)
+}
+
+// loadContext is load under limits; it returns ctx.Err() (and no catalog)
+// as soon as it sees ctx end, between files and between documents.
+func loadContext(ctx context.Context, lim Limits, withEmbedded bool, paths []string) (*Catalog, error) {
+	l := newLoader(ctx, lim)
 	var docs []*document
 	if withEmbedded {
-		docs = append(docs, loadEmbeddedDocs()...)
+		docs = append(docs, l.loadEmbeddedDocs()...)
 	}
 	for _, p := range paths {
-		docs = append(docs, loadPath(p)...)
+		docs = append(docs, l.loadPath(p)...)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	c := newCatalog(docs)
+	c.baseDepth = l.lim.BaseDepth
 	return c, c.loadProblems().errOrNil()
 }
 
-func loadEmbeddedDocs() []*document {
+func (l *loader) loadEmbeddedDocs() []*document {
 	var docs []*document
 	err := fs.WalkDir(templatesFS, embeddedRoot, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() || !isYAML(p) {
@@ -96,7 +105,7 @@ func loadEmbeddedDocs() []*document {
 		}
 		rel := strings.TrimPrefix(p, embeddedRoot+"/")
 		source := embeddedDisplay + "/" + rel
-		fileDocs := parseFile(source, data, 0)
+		fileDocs := l.parseFile(source, data, 0)
 		docs = append(docs, fileDocs...)
 		checkLayout(rel, fileDocs)
 		return nil
@@ -129,37 +138,6 @@ func isYAML(p string) bool {
 	return strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")
 }
 
-// loadPath loads a file, or every *.yaml file under a directory.
-func loadPath(p string) []*document {
-	st, err := os.Stat(p)
-	if err != nil {
-		return []*document{fileError(p, err)}
-	}
-	if !st.IsDir() {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return []*document{fileError(p, err)}
-		}
-		return parseFile(p, data, 1)
-	}
-	var files []string
-	err = filepath.WalkDir(p, func(f string, e fs.DirEntry, err error) error {
-		if err == nil && !e.IsDir() && isYAML(f) {
-			files = append(files, f)
-		}
-		return err
-	})
-	if err != nil {
-		return []*document{fileError(p, err)}
-	}
-	sort.Strings(files)
-	var docs []*document
-	for _, f := range files {
-		docs = append(docs, loadPath(f)...)
-	}
-	return docs
-}
-
 func fileError(p string, err error) *document {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
@@ -170,15 +148,43 @@ func fileError(p string, err error) *document {
 
 // parseFile parses the documents of one file. A syntax error (which
 // includes a duplicate key) fails the whole file.
-func parseFile(source string, data []byte, layer int) []*document {
+// Before the parser sees the bytes, they are checked against the limits
+// (see limits.go).
+func (l *loader) parseFile(source string, data []byte, layer int) []*document {
+	fail := func(line int, msg string) []*document {
+		return []*document{{source: source, layer: layer, loadErrs: Problems{{Pos: Position{File: source, Line: line}, Message: msg}}}}
+	}
+	if int64(len(data)) > l.lim.FileBytes {
+		return fail(0, fmt.Sprintf("the file is %s, over the limit of %s for a template file", formatBytes(int64(len(data))), formatBytes(l.lim.FileBytes)))
+	}
+	data, msg := checkEncoding(data)
+	if msg != "" {
+		return fail(0, msg)
+	}
+	if sp := scanYAML(data, l.lim); sp != nil {
+		return fail(sp.line, sp.msg)
+	}
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		return []*document{{source: source, layer: layer, loadErrs: Problems{yamlProblem(nil, source, err)}}}
 	}
 	var docs []*document
 	for _, doc := range f.Docs {
+		if l.ctx.Err() != nil {
+			return nil
+		}
 		if doc.Body == nil {
 			continue // an empty document, e.g. after a trailing ---
+		}
+		if l.docs++; l.docs > l.lim.DocumentsTotal {
+			return append(docs, &document{source: source, layer: layer, loadErrs: Problems{{Pos: Position{File: source},
+				Message: fmt.Sprintf("more than %d documents loaded (the limit is %d)", l.lim.DocumentsTotal, l.lim.DocumentsTotal)}}})
+		}
+		if n := aliasExpansion(doc.Body, l.lim.AliasBytes); n > l.lim.AliasBytes {
+			line, _ := nodeLineCol(doc.Body)
+			docs = append(docs, &document{source: source, layer: layer, loadErrs: Problems{{Pos: Position{File: source, Line: line},
+				Message: fmt.Sprintf("aliases expand to more than %s (the limit is %s)", formatBytes(l.lim.AliasBytes), formatBytes(l.lim.AliasBytes))}}})
+			continue
 		}
 		d := parseDocument(source, doc.Body)
 		d.layer = layer
