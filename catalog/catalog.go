@@ -239,10 +239,9 @@ func (c *Catalog) checkSelected(selected func(*document) bool) []Result {
 		r := c.check(d)
 		pick := selected(d)
 		for _, b := range r.Bases {
-			bd := c.docs[b]
-			used[bd] = true
-			pick = pick || selected(bd)
+			pick = pick || selected(c.docs[b])
 		}
+		c.markBases(d, used)
 		if pick {
 			out = append(out, r)
 		}
@@ -275,9 +274,10 @@ func (c *Catalog) checkSelected(selected func(*document) bool) []Result {
 			r := c.check(d)
 			pick := selected(d)
 			for _, b := range r.Bases {
-				bd := c.docs[b]
-				used[bd] = used[bd] || roots
-				pick = pick || selected(bd)
+				pick = pick || selected(c.docs[b])
+			}
+			if roots {
+				c.markBases(d, used)
 			}
 			if pick {
 				out = append(out, r)
@@ -286,4 +286,23 @@ func (c *Catalog) checkSelected(selected func(*document) bool) []Result {
 	}
 	slices.SortStableFunc(out, func(a, b Result) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// markBases marks every document under d (its bases, theirs, and so on,
+// past the base depth limit too) as checked through d.
+func (c *Catalog) markBases(d *document, used map[*document]bool) {
+	todo := []*document{d}
+	for len(todo) > 0 {
+		d := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if d.t == nil {
+			continue
+		}
+		for _, b := range d.t.Base {
+			if bd, ok := c.docs[b]; ok && !used[bd] {
+				used[bd] = true
+				todo = append(todo, bd)
+			}
+		}
+	}
 }

@@ -17,7 +17,9 @@ import (
 // what a template needs (the shipped ones are a few KB, nest 6 levels and
 // have fewer than 20 keys per mapping) and far below what hurts: each
 // hostile case of BenchmarkHostile is refused in well under a second and
-// 200 MB.
+// 200 MB. The file size limit is 1 MiB because goccy's scanner copies a
+// block scalar as it grows: a 4 MiB script alone takes about a second of
+// CPU and 110 MB of heap to parse, a 1 MiB one a quarter of that.
 
 // Limits bound what loading one catalog may cost.
 type Limits struct {
@@ -44,14 +46,14 @@ type Limits struct {
 
 // Default limits; see [Limits].
 const (
-	DefaultFileBytes      = 4 << 20
+	DefaultFileBytes      = 1 << 20
 	DefaultDepth          = 64
 	DefaultMappingKeys    = 1000
 	DefaultNodes          = 50_000
 	DefaultDocuments      = 1000
 	DefaultDocumentsTotal = 10_000
 	DefaultAliases        = 1000
-	DefaultAliasBytes     = 4 << 20
+	DefaultAliasBytes     = 1 << 20
 	DefaultBaseDepth      = 32
 )
 
@@ -334,10 +336,12 @@ func isBlockScalarHeader(rest []byte) bool {
 
 // aliasExpansion is how many bytes of scalars the aliases of a document
 // expand to, each alias counted with everything its anchor holds (aliases
-// inside included, memoized per anchor), stopping once over max.
-func aliasExpansion(body ast.Node, max int64) int64 {
+// inside included, memoized per anchor), stopping once over max; and the
+// line of the alias that went over.
+func aliasExpansion(body ast.Node, max int64) (int64, int) {
 	anchors := map[string]int64{} // anchor name → bytes its value holds, expanded
 	var total int64
+	line := 0
 	var size func(n ast.Node) int64
 	size = func(n ast.Node) int64 {
 		if n == nil || total > max {
@@ -356,6 +360,9 @@ func aliasExpansion(body ast.Node, max int64) int64 {
 				s = anchors[v.Value.GetToken().Value]
 			}
 			total += s
+			if total > max && line == 0 {
+				line, _ = nodeLineCol(v)
+			}
 			return s
 		case *ast.TagNode:
 			return size(v.Value)
@@ -382,5 +389,5 @@ func aliasExpansion(body ast.Node, max int64) int64 {
 		return 1
 	}
 	size(body)
-	return total
+	return total, line
 }

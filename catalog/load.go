@@ -180,8 +180,7 @@ func (l *loader) parseFile(source string, data []byte, layer int) []*document {
 			return append(docs, &document{source: source, layer: layer, loadErrs: Problems{{Pos: Position{File: source},
 				Message: fmt.Sprintf("more than %d documents loaded (the limit is %d)", l.lim.DocumentsTotal, l.lim.DocumentsTotal)}}})
 		}
-		if n := aliasExpansion(doc.Body, l.lim.AliasBytes); n > l.lim.AliasBytes {
-			line, _ := nodeLineCol(doc.Body)
+		if n, line := aliasExpansion(doc.Body, l.lim.AliasBytes); n > l.lim.AliasBytes {
 			docs = append(docs, &document{source: source, layer: layer, loadErrs: Problems{{Pos: Position{File: source, Line: line},
 				Message: fmt.Sprintf("aliases expand to more than %s (the limit is %s)", formatBytes(l.lim.AliasBytes), formatBytes(l.lim.AliasBytes))}}})
 			continue
