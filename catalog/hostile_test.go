@@ -92,9 +92,9 @@ func hostileCases() []hostileCase {
 	}
 
 	return []hostileCase{{
-		name: "flow-200k-deep",
+		name:  "flow-200k-deep",
 		write: hostileFile("flow.yaml", hostileHead+"params: "+strings.Repeat("[", 200_000)+strings.Repeat("]", 200_000)+"\n"),
-		errs: []string{"<dir>/flow.yaml:4: nesting deeper than 64 levels (the limit is 64)"},
+		errs:  []string{"<dir>/flow.yaml:4: nesting deeper than 64 levels (the limit is 64)"},
 	}, {
 		name:  "block-sequences-10k-deep",
 		write: hostileFile("seq.yaml", hostileHead+"aliases:\n"+strings.Repeat("- ", 10_000)+"x\n"),
