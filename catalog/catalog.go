@@ -83,7 +83,7 @@ func (c *Catalog) lookupTemplate(name string) (*document, error) {
 		return nil, fmt.Errorf("%w %q%s", ErrUnknownTemplate, name, didYouMean(suggest(name, c.templateNames(true), 3)))
 	}
 	if d.kind == KindFragment {
-		return nil, fmt.Errorf("%s is a fragment: it is composed into templates with base:, not used alone", name)
+		return nil, fmt.Errorf("%s is a fragment: it is composed into templates with base:, not used alone", Quote(name))
 	}
 	return d, nil
 }
@@ -163,7 +163,7 @@ func applyParams(t *Template, params map[string]string) Problems {
 			if len(t.Params) > 0 {
 				declared = strings.Join(slices.Sorted(maps.Keys(t.Params)), ", ")
 			}
-			ps = append(ps, Problem{Field: "params", Message: fmt.Sprintf("%s declares no param %q (declared: %s)", t.Name, k, declared)})
+			ps = append(ps, Problem{Field: "params", Message: fmt.Sprintf("%s declares no param %q (declared: %s)", Quote(t.Name), k, Sanitize(declared))})
 			continue
 		}
 		t.Params[k] = params[k]

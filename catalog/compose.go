@@ -81,9 +81,9 @@ func (c *Catalog) composeInto(comp *composition, d *document, stack []*document,
 			continue
 		}
 		if _, composed := comp.viaBase[b]; composed {
-			msg := fmt.Sprintf("%s is already composed into this template", name)
+			msg := fmt.Sprintf("%s is already composed into this template", Quote(name))
 			if v := comp.viaBase[b]; v >= 0 && stack[0].t.Base[v] != name {
-				msg += fmt.Sprintf(" (through %s)", stack[0].t.Base[v])
+				msg += fmt.Sprintf(" (through %s)", Quote(stack[0].t.Base[v]))
 			}
 			comp.problems = append(comp.problems, Problem{Pos: d.locate(field), Field: field,
 				Message: msg + "; a document is composed once, or its provisioning would run twice"})
@@ -97,7 +97,7 @@ func (c *Catalog) composeInto(comp *composition, d *document, stack []*document,
 			comp.chain = append(comp.chain, b)
 			comp.viaBase[b] = v
 			comp.problems = append(comp.problems, Problem{Pos: d.locate(field), Field: field,
-				Message: fmt.Sprintf("base %s failed to load", name)})
+				Message: fmt.Sprintf("base %s failed to load", Quote(name))})
 			continue
 		}
 		c.composeInto(comp, b, stack, v)

@@ -106,7 +106,7 @@ func hostileCases() []hostileCase {
 	}, {
 		name:  "params-100k",
 		write: hostileFile("params.yaml", params(100_000)),
-		errs:  []string{"<dir>/params.yaml: the file is 1588973 bytes, over the limit of 1 MiB for a template file"},
+		errs:  []string{"<dir>/params.yaml: the file is 1.5 MiB, over the limit of 1 MiB for a template file"},
 	}, {
 		name:  "params-20k",
 		write: hostileFile("params.yaml", params(20_000)),
@@ -124,7 +124,7 @@ func hostileCases() []hostileCase {
 		write: func(t testing.TB, dir string) string {
 			return writeHostile(t, dir, "big.yaml", hostileHead+"description: "+strings.Repeat("x", 10<<20)+"\n")
 		},
-		errs: []string{"<dir>/big.yaml: the file is 10485849 bytes, over the limit of 1 MiB for a template file"},
+		errs: []string{"<dir>/big.yaml: the file is 10.0 MiB, over the limit of 1 MiB for a template file"},
 	}, {
 		name:  "script-1MiB",
 		write: hostileFile("script.yaml", script.String()),

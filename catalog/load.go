@@ -327,7 +327,7 @@ func (c *Catalog) checkAliases() {
 			var others []string
 			for _, o := range ds {
 				if o != d {
-					others = append(others, fmt.Sprintf("%s (%s)", o.name, o.locate(indexPath("aliases", slices.Index(o.t.Aliases, a)))))
+					others = append(others, fmt.Sprintf("%s (%s)", Quote(o.name), o.locate(indexPath("aliases", slices.Index(o.t.Aliases, a)))))
 				}
 			}
 			d.errs = append(d.errs, Problem{Pos: d.locate(field), Field: field,
@@ -342,7 +342,7 @@ func (d *document) describe() string {
 	if kind == "" {
 		kind = "document"
 	}
-	return fmt.Sprintf("%s %s (%s)", kind, d.name, d.locate("name"))
+	return fmt.Sprintf("%s %s (%s)", kind, Quote(d.name), d.locate("name"))
 }
 
 // effective returns the documents reachable by name, in load order.
