@@ -2,6 +2,9 @@ package catalog
 
 import (
 	"fmt"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
 	"maps"
 	"net/url"
 	"slices"
@@ -107,7 +110,7 @@ func (c *checker) docName(f, name string) {
 	}
 	for _, seg := range strings.Split(name, "/") {
 		if seg == "" || seg == "." || seg == ".." {
-			c.errf(f, "must be a clean relative name (no empty, . or .. segments, no leading /), not %s", Quote(name))
+			c.errf(f, "must be a clean relative name (no empty, . or .. segments, no leading /), not %s", strconv.Quote(name))
 			return
 		}
 	}
@@ -144,6 +147,8 @@ func runeName(r rune) string {
 		return `a newline (\n)`
 	case utf8.RuneError:
 		return "invalid UTF-8"
+	case '\t':
+		return `a tab (\t)`
 	}
 	q := strconv.QuoteRune(r)
 	return "the control character " + q[1:len(q)-1]
@@ -190,7 +195,11 @@ func (c *checker) value(f, s string) {
 // every file list it lands in); it reports whether the path is clean of
 // them.
 func (c *checker) path(f, p string) bool {
-	if r, _, ok := controlRune(p, false); ok {
+	r, _, ok := controlRune(p, false)
+	if i := strings.IndexByte(p, '\t'); i >= 0 && (!ok || i < strings.IndexRune(p, r)) {
+		r, ok = '\t', true
+	}
+	if ok {
 		c.errf(f, "must not contain %s, not %s", runeName(r), strconv.Quote(p))
 		return false
 	}
@@ -290,4 +299,90 @@ func (c *checker) seedSize(t *Template) {
 	if n := seedBytes(t); n > MaxSeedBytes {
 		c.errf("provision", "the cloud-init seed would be about %s, over the limit of %s (scripts, data files, and the env repeated in each boot step)", formatBytes(n), formatBytes(MaxSeedBytes))
 	}
+}
+
+// Every problem at once: a document with a wrongly typed field cannot be
+// decoded, yet its other fields must still be checked (a range error after
+// a type error is reported too). So the fields that failed the shape check
+// are cut out of the tree, the rest is decoded and checked, and problems
+// about the cut fields (now missing) are left out.
+
+func (sc *shapeChecker) markBad(n ast.Node) {
+	if sc.bad == nil {
+		sc.bad = map[ast.Node]bool{}
+	}
+	sc.bad[n] = true
+}
+
+// checkRest returns the problems checkDocument finds in body once the
+// fields that failed the shape check are cut out of it. body is modified.
+func (sc *shapeChecker) checkRest(body ast.Node) Problems {
+	if sc.prune(body) {
+		return nil
+	}
+	var t Template
+	if err := yaml.NodeToValue(body, &t, yaml.Strict()); err != nil {
+		return nil // what is left still does not decode: the shape problems say why
+	}
+	errs, _ := checkDocument(&t, sc.ix.locate)
+	var out Problems
+	for _, p := range errs {
+		if !sc.aboutBadField(p.Field) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// prune cuts the failed nodes out of n and reports whether n itself must go
+// (it failed, or it is a list holding an item that failed: removing the
+// item would shift the indexes of the next ones in messages).
+func (sc *shapeChecker) prune(n ast.Node) bool {
+	if n == nil {
+		return false
+	}
+	if sc.bad[n] {
+		return true
+	}
+	switch v := unwrap(n).(type) {
+	case nil:
+		return false
+	case *ast.MappingNode:
+		if sc.bad[v] {
+			return true
+		}
+		v.Values = slices.DeleteFunc(v.Values, func(mv *ast.MappingValueNode) bool {
+			return sc.bad[mv.Key] || sc.prune(mv.Value)
+		})
+	case *ast.MappingValueNode:
+		return sc.bad[v] || sc.bad[v.Key] || sc.prune(v.Value)
+	case *ast.SequenceNode:
+		if sc.bad[v] {
+			return true
+		}
+		for _, e := range v.Values {
+			if sc.prune(e) {
+				return true
+			}
+		}
+	default:
+		return sc.bad[v]
+	}
+	return false
+}
+
+// aboutBadField reports whether a field path is, is inside, or holds one
+// that failed the shape check (`images[0]: must set location` when
+// `images[0].locaton` was cut out).
+func (sc *shapeChecker) aboutBadField(field string) bool {
+	under := func(a, b string) bool {
+		return strings.HasPrefix(a, b+".") || strings.HasPrefix(a, b+"[")
+	}
+	for _, p := range sc.problems {
+		b := p.Field
+		if field == b || under(field, b) || (field != "" && under(b, field)) {
+			return true
+		}
+	}
+	return false
 }

@@ -233,7 +233,8 @@ func parseDocument(source string, body ast.Node) *document {
 	sc := &shapeChecker{ix: ix}
 	sc.check("", body, reflect.TypeFor[Template]())
 	if len(sc.problems) > 0 {
-		d.loadErrs = sc.problems
+		d.loadErrs = append(sc.problems, sc.checkRest(body)...)
+		sortProblems(d.loadErrs)
 		return d
 	}
 	var t Template
