@@ -122,3 +122,23 @@ func TestRenderRefusesLargeSeed(t *testing.T) {
 	require.Error(t, err)
 	assert.Regexp(t, `^rendering seed for alpine-3\.23-podman: the seed would be about \d+ bytes, over the limit of 8388608$`, err.Error())
 }
+
+// TestSeedEstimateIsAnUpperBound: catalog.SeedBytes, which validate and
+// Render compare with the limit, is not below what Render produces (a
+// fixed few KiB aside), for text that YAML must escape or base64-encode.
+func TestSeedEstimateIsAnUpperBound(t *testing.T) {
+	tricky := fixtureAlpine()
+	tricky.Env = map[string]string{"QUOTES": strings.Repeat("'\"$`\\", 2000)}
+	tricky.Provision = append(tricky.Provision,
+		catalog.Step{Mode: catalog.ModeData, Path: "/etc/bin", Content: strings.Repeat("\xff\x00\x01", 3000)},
+		catalog.Step{Mode: catalog.ModeData, Path: "/etc/ctl", Content: strings.Repeat("a\x01\x1b\u2028\n", 3000)},
+		catalog.Step{Mode: catalog.ModeData, Path: "/etc/blank", Content: strings.Repeat("\n", 20000)},
+		catalog.Step{Mode: catalog.ModeBoot, Script: "echo boot\n"},
+		catalog.Step{Mode: catalog.ModeBoot, Script: strings.Repeat("  echo deep\n", 3000)},
+	)
+	for _, tpl := range []*catalog.Template{fixtureDebianDocker(), fixtureAlpine(), tricky} {
+		s, err := Render(tpl, testInput(t, catalog.ArchX8664))
+		require.NoError(t, err)
+		assert.LessOrEqual(t, int64(len(s.UserData)), catalog.SeedBytes(tpl)+16<<10, tpl.Name)
+	}
+}
