@@ -281,7 +281,7 @@ func plan(t *catalog.Template, in Input) (*seedPlan, error) {
 		}
 		field := fmt.Sprintf("provision[%d]", i)
 		if s.Description != "" {
-			field += " (" + s.Description + ")"
+			field += " (" + catalog.Sanitize(s.Description) + ")"
 		}
 		switch s.Mode {
 		case catalog.ModePackages:
