@@ -85,6 +85,11 @@ func (c *checker) bounds(t *Template) {
 		c.text(f+".hint", p.Hint, true)
 		c.script(f+".script", p.Script)
 	}
+	for i, ck := range t.Checks {
+		f := indexPath("checks", i)
+		c.text(f+".name", ck.Name, false)
+		c.script(f+".run", ck.Run)
+	}
 	for i, m := range t.Mounts {
 		f := indexPath("mounts", i)
 		c.path(f+".location", m.Location)

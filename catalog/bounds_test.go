@@ -45,6 +45,8 @@ func TestHostileFixtures(t *testing.T) {
 			"testdata/hostile/invalid-control-chars.yaml:20:8: params.nul: must not contain a NUL byte (no environment variable can hold one)",
 			"testdata/hostile/invalid-control-chars.yaml:22:15: mounts[0].location: must not contain a tab (\\t), not \"/srv/\\tdata\"",
 			"testdata/hostile/invalid-control-chars.yaml:23:17: mounts[0].mountPoint: must not contain the control character \\x1b, not \"/mnt/\\x1b\"",
+			"testdata/hostile/invalid-control-chars.yaml:25:11: checks[0].name: must not contain a carriage return (\\r)",
+			"testdata/hostile/invalid-control-chars.yaml:26:10: checks[0].run: must not contain a carriage return (\\r) (line 1): scripts run on Linux; save the file with LF line endings",
 		},
 	}, {
 		file: "hostile/invalid-reserved.yaml",

@@ -6,8 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"sort"
 	"syscall"
 )
 
@@ -85,43 +83,9 @@ func (l *loader) checkRegular(st fs.FileInfo) error {
 	return nil
 }
 
-// loadPath loads a file, or every *.yaml file under a directory. In a
-// directory, a *.yaml entry that is not a regular file (a FIFO, a device, a
-// link to one) is an error naming it, and is never opened.
-func (l *loader) loadPath(p string) []*document {
-	if err := l.ctx.Err(); err != nil {
-		return nil
-	}
-	st, err := os.Stat(p)
-	if err != nil {
-		return []*document{fileError(p, err)}
-	}
-	if !st.IsDir() {
-		return l.loadFile(p)
-	}
-	var files []string
-	err = filepath.WalkDir(p, func(f string, e fs.DirEntry, err error) error {
-		if err == nil && !e.IsDir() && isYAML(f) {
-			files = append(files, f)
-		}
-		if err == nil {
-			err = l.ctx.Err()
-		}
-		return err
-	})
-	if err != nil {
-		return []*document{fileError(p, err)}
-	}
-	sort.Strings(files)
-	var docs []*document
-	for _, f := range files {
-		docs = append(docs, l.loadFile(f)...)
-	}
-	return docs
-}
-
-// loadFile loads the documents of one file (a directory is an error here:
-// a link named *.yaml to a directory is not followed).
+// loadFile loads the documents of one file: only a regular file (a
+// directory, or a link named *.yaml to one, is an error here and is not
+// followed; so is a FIFO or a device, never opened for reading).
 func (l *loader) loadFile(p string) []*document {
 	if err := l.ctx.Err(); err != nil {
 		return nil

@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,7 +20,7 @@ const smallFragment = "apiVersion: guestcatalog.dev/v1alpha1\nkind: Fragment\nna
 // replaced by <dir>.
 func loadErrors(t *testing.T, dir string, paths ...string) []string {
 	t.Helper()
-	c, err := loadContext(context.Background(), DefaultLimits(), false, paths)
+	c, err := loadWith(context.Background(), loadOptions{paths: paths, oneLayer: true})
 	require.NotNil(t, c, "%v", err)
 	errs, _ := allProblems(c)
 	for i := range errs {
@@ -138,15 +137,6 @@ func TestFileSizeCheckedBeforeReading(t *testing.T) {
 	start := time.Now()
 	assert.Equal(t, []string{"<dir>/sparse.yaml: the file is 1048576 MiB, over the limit of 1 MiB for a template file"}, loadErrors(t, dir, p))
 	assert.Less(t, time.Since(start), time.Second)
-}
-
-// TestLoadHonoursContext: a cancelled load returns ctx.Err() and no catalog.
-func TestLoadHonoursContext(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	c, err := loadContext(ctx, DefaultLimits(), true, []string{"testdata"})
-	assert.Nil(t, c)
-	assert.True(t, errors.Is(err, context.Canceled), "%v", err)
 }
 
 // TestQuoteAndSanitize: names with control characters never reach a

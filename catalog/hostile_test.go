@@ -158,7 +158,7 @@ func hostileCases() []hostileCase {
 // checkHostile loads path alone and checks everything, as `catalog
 // validate` does, and returns every error.
 func checkHostile(ctx context.Context, path string) ([]string, error) {
-	c, err := loadContext(ctx, DefaultLimits(), false, []string{path})
+	c, err := loadWith(ctx, loadOptions{paths: []string{path}, oneLayer: true})
 	if c == nil {
 		return nil, err
 	}
