@@ -211,9 +211,11 @@ func (c *checker) path(f, p string) bool {
 	return true
 }
 
-// redactURL removes the user information from a URL for messages: a
-// password must never be printed, logged or stored.
-func redactURL(s string) string {
+// RedactURL removes the user information from a URL (parsable or not) for
+// messages: a password must never be printed, logged or stored. The CLI
+// uses it where it prints URLs it did not validate (cache ls of old
+// entries).
+func RedactURL(s string) string {
 	if u, err := url.Parse(s); err == nil && u.User != nil {
 		u.User = nil
 		return strings.Replace(u.String(), "://", "://<redacted>@", 1)
@@ -236,7 +238,7 @@ func redactURL(s string) string {
 // user information (credentials would be printed by pull and cache ls and
 // stored in the cache's metadata); messages never show the credentials.
 func (c *checker) checkURL(f, s string) {
-	shown := strconv.Quote(redactURL(s))
+	shown := strconv.Quote(RedactURL(s))
 	u, err := url.Parse(s)
 	switch {
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https"):

@@ -175,3 +175,16 @@ func TestSeedSizeBound(t *testing.T) {
 	}
 	assert.Greater(t, SeedBytes(tpl), int64(MaxSeedBytes))
 }
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://user:s3cret@example.org/a.qcow2": "https://<redacted>@example.org/a.qcow2",
+		"https://token@example.org":               "https://<redacted>@example.org",
+		"ftp://u:p@h/x":                           "ftp://<redacted>@h/x",
+		"https://u:p%zz@h/x":                      "https://<redacted>@h/x", // does not parse
+		"https://example.org/a@b":                 "https://example.org/a@b",
+		"no url":                                  "no url",
+	} {
+		assert.Equal(t, want, RedactURL(in), in)
+	}
+}
