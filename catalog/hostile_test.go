@@ -97,6 +97,20 @@ func hostileCases() []hostileCase {
 		write: hostileFile("flow.yaml", hostileHead+"params: "+strings.Repeat("[", 200_000)+strings.Repeat("]", 200_000)+"\n"),
 		errs:  []string{"<dir>/flow.yaml:4: nesting deeper than 64 levels (the limit is 64)"},
 	}, {
+		// text that looks like a quote, a bracket or a block scalar must
+		// not hide the structure after it from the scan
+		name:  "hidden-after-quote",
+		write: hostileFile("quote.yaml", hostileHead+"description: it's\nparams: "+strings.Repeat("[", 200_000)+strings.Repeat("]", 200_000)+"\n"),
+		errs:  []string{"<dir>/quote.yaml:5: nesting deeper than 64 levels (the limit is 64)"},
+	}, {
+		name:  "hidden-after-bracket",
+		write: hostileFile("bracket.yaml", hostileHead+"description: a[0 {\naliases:\n"+strings.Repeat("- ", 10_000)+"x\n"),
+		errs:  []string{"<dir>/bracket.yaml:6: nesting deeper than 64 levels (the limit is 64)"},
+	}, {
+		name:  "hidden-under-block-scalar",
+		write: hostileFile("scalar.yaml", hostileHead+"description: |\n    text\n  "+strings.Repeat("[", 200_000)+strings.Repeat("]", 200_000)+"\n"),
+		errs:  []string{"<dir>/scalar.yaml:6: nesting deeper than 64 levels (the limit is 64)"},
+	}, {
 		name:  "block-sequences-10k-deep",
 		write: hostileFile("seq.yaml", hostileHead+"aliases:\n"+strings.Repeat("- ", 10_000)+"x\n"),
 		errs:  []string{"<dir>/seq.yaml:5: nesting deeper than 64 levels (the limit is 64)"},

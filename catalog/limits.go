@@ -176,7 +176,11 @@ func scanYAML(data []byte, lim Limits) *scanProblem {
 		aliases   int
 		sawBody   bool // the current document has content
 		quote     byte // the quote of a scalar spanning lines, or 0
-		scalarCol = -1 // lines more indented than this belong to a block scalar
+		// a block scalar (| or >) holds the lines indented more than
+		// scalarCol (the column of its key), and once its first line set
+		// it, at least scalarIndent
+		scalarCol    = -1
+		scalarIndent = -1
 	)
 	limit := func(line int, what string, n int) *scanProblem {
 		return &scanProblem{line, fmt.Sprintf("%s (the limit is %d)", what, n)}
@@ -202,10 +206,16 @@ func scanYAML(data []byte, lim Limits) *scanProblem {
 		}
 		blank := indent == len(line) || line[indent] == '\r' || line[indent] == '#'
 		if scalarCol >= 0 {
-			if blank || indent > scalarCol {
+			if blank && indent == len(line) || (blank && line[indent] == '\r') {
 				continue
 			}
-			scalarCol = -1
+			if scalarIndent < 0 && indent > scalarCol {
+				scalarIndent = indent
+			}
+			if scalarIndent >= 0 && indent >= scalarIndent {
+				continue
+			}
+			scalarCol, scalarIndent = -1, -1
 		}
 		if quote == 0 && len(flow) == 0 && (bytes.HasPrefix(line, []byte("---")) || bytes.HasPrefix(line, []byte("..."))) &&
 			(len(line) == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r') {
@@ -254,8 +264,13 @@ func scanYAML(data []byte, lim Limits) *scanProblem {
 			}
 		}
 		// the rest of the line: quoted scalars, flow collections, a key,
-		// an alias, a comment, the start of a block scalar
+		// an alias, a comment, the start of a block scalar. Quotes, flow
+		// brackets (outside a flow collection), aliases and | or > mean
+		// something only where a value starts, as YAML reads them: in the
+		// middle of a plain scalar (`echo it's`, `a[0]`) they are text, and
+		// taking them for structure would hide the lines after them.
 		lastKey, startsBlockScalar := false, false
+		valueStart := true
 		prev := byte(' ')
 		for i := pos; i < len(line); i++ {
 			ch := line[i]
@@ -271,20 +286,35 @@ func scanYAML(data []byte, lim Limits) *scanProblem {
 				prev = ch
 				continue
 			}
+			if ch == ' ' || ch == '\t' || ch == '\r' {
+				prev = ch
+				continue
+			}
 			space := prev == ' ' || prev == '\t'
+			next := byte(' ')
+			if i+1 < len(line) {
+				next = line[i+1]
+			}
 			switch {
 			case ch == '#' && space:
 				i = len(line)
 				continue
-			case (ch == '"' || ch == '\'') && (space || prev == '[' || prev == '{' || prev == ',' || prev == ':'):
+			case valueStart && (ch == '"' || ch == '\''):
 				quote = ch
 				nodes++
+				valueStart = false
 			case ch == '[' || ch == '{':
+				if !valueStart && len(flow) == 0 {
+					break // text in a plain scalar
+				}
 				flow = append(flow, 0)
 				nodes++
 				if len(block)+len(flow) > lim.Depth {
 					return limit(lineNo, fmt.Sprintf("nesting deeper than %d levels", lim.Depth), lim.Depth)
 				}
+				valueStart = true
+				prev = ch
+				continue
 			case (ch == ']' || ch == '}') && len(flow) > 0:
 				flow = flow[:len(flow)-1]
 			case ch == ',' && len(flow) > 0:
@@ -293,7 +323,10 @@ func scanYAML(data []byte, lim Limits) *scanProblem {
 				if flow[len(flow)-1] >= lim.MappingKeys {
 					return limit(lineNo, fmt.Sprintf("a flow collection with more than %d entries", lim.MappingKeys), lim.MappingKeys)
 				}
-			case ch == ':' && (i+1 == len(line) || line[i+1] == ' ' || line[i+1] == '\r' || (len(flow) > 0 && (line[i+1] == ',' || line[i+1] == ']' || line[i+1] == '}'))):
+				valueStart = true
+				prev = ch
+				continue
+			case ch == ':' && (next == ' ' || next == '\t' || next == '\r' || (len(flow) > 0 && (next == ',' || next == ']' || next == '}'))):
 				nodes++
 				if len(flow) == 0 && !lastKey {
 					lastKey = true
@@ -305,18 +338,30 @@ func scanYAML(data []byte, lim Limits) *scanProblem {
 						}
 					}
 				}
-			case ch == '*' && (space || prev == '[' || prev == '{' || prev == ','):
+				valueStart = true
+				prev = ch
+				continue
+			case valueStart && ch == '?' && (next == ' ' || next == '\t'):
+				prev = ch
+				continue
+			case valueStart && (ch == '&' || ch == '!'):
+				// an anchor or a tag: the value starts after it
+				for i+1 < len(line) && line[i+1] != ' ' && line[i+1] != '\t' && line[i+1] != ',' && line[i+1] != ']' && line[i+1] != '}' {
+					i++
+				}
+				prev = line[i]
+				continue
+			case valueStart && ch == '*':
 				aliases++
 				if aliases > lim.Aliases {
 					return limit(lineNo, fmt.Sprintf("more than %d aliases in one file", lim.Aliases), lim.Aliases)
 				}
-			case (ch == '|' || ch == '>') && space && len(flow) == 0:
-				if isBlockScalarHeader(line[i+1:]) {
-					startsBlockScalar = true
-					i = len(line)
-					continue
-				}
+			case valueStart && (ch == '|' || ch == '>') && len(flow) == 0 && isBlockScalarHeader(line[i+1:]):
+				startsBlockScalar = true
+				i = len(line)
+				continue
 			}
+			valueStart = false
 			prev = ch
 		}
 		nodes++
@@ -324,7 +369,10 @@ func scanYAML(data []byte, lim Limits) *scanProblem {
 			return limit(lineNo, fmt.Sprintf("more than %d YAML nodes in one file", lim.Nodes), lim.Nodes)
 		}
 		if startsBlockScalar {
-			scalarCol = indent
+			scalarCol, scalarIndent = indent, -1
+			if len(block) > 0 {
+				scalarCol = block[len(block)-1].col
+			}
 		}
 	}
 	return nil
