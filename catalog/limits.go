@@ -169,13 +169,13 @@ func scanYAML(data []byte, lim Limits) *scanProblem {
 		keys int
 	}
 	var (
-		block     []level // block collections open, by column
-		flow      []int   // entries of each open flow collection
-		nodes     int
-		docs      int
-		aliases   int
-		sawBody   bool // the current document has content
-		quote     byte // the quote of a scalar spanning lines, or 0
+		block   []level // block collections open, by column
+		flow    []int   // entries of each open flow collection
+		nodes   int
+		docs    int
+		aliases int
+		sawBody bool // the current document has content
+		quote   byte // the quote of a scalar spanning lines, or 0
 		// a block scalar (| or >) holds the lines indented more than
 		// scalarCol (the column of its key), and once its first line set
 		// it, at least scalarIndent
