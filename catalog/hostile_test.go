@@ -103,6 +103,10 @@ func hostileCases() []hostileCase {
 		write: hostileFile("quote.yaml", hostileHead+"description: it's\nparams: "+strings.Repeat("[", 200_000)+strings.Repeat("]", 200_000)+"\n"),
 		errs:  []string{"<dir>/quote.yaml:5: nesting deeper than 64 levels (the limit is 64)"},
 	}, {
+		name:  "hidden-after-tab",
+		write: hostileFile("tab.yaml", hostileHead+"aliases:\n\t"+strings.Repeat("- ", 10_000)+"x\n"),
+		errs:  []string{"<dir>/tab.yaml:5: nesting deeper than 64 levels (the limit is 64)"},
+	}, {
 		name:  "hidden-after-bracket",
 		write: hostileFile("bracket.yaml", hostileHead+"description: a[0 {\naliases:\n"+strings.Repeat("- ", 10_000)+"x\n"),
 		errs:  []string{"<dir>/bracket.yaml:6: nesting deeper than 64 levels (the limit is 64)"},

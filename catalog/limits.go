@@ -341,6 +341,16 @@ func scanYAML(data []byte, lim Limits) *scanProblem {
 				valueStart = true
 				prev = ch
 				continue
+			case valueStart && ch == '-' && (next == ' ' || next == '\t' || i+1 == len(line)) && len(flow) == 0:
+				// a block sequence entry not at the start of the line
+				// (after a tab, a `? `, or where YAML allows none): a level
+				nodes++
+				block = append(block, level{col: i + 2})
+				if len(block) > lim.Depth {
+					return limit(lineNo, fmt.Sprintf("nesting deeper than %d levels", lim.Depth), lim.Depth)
+				}
+				prev = ch
+				continue
 			case valueStart && ch == '?' && (next == ' ' || next == '\t'):
 				prev = ch
 				continue
