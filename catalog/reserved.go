@@ -54,8 +54,6 @@ func ReservedEnv(name string) (why string, reserved bool) {
 		return "a shell sources the file it names", true
 	case "SHELLOPTS", "BASHOPTS", "CDPATH", "GLOBIGNORE", "PS4", "POSIXLY_CORRECT":
 		return "it changes how every shell of the runner behaves", true
-	case "TMPDIR":
-		return "the runner's tools write there", true
 	case "LOG", "MARKER", "STEPS", "DEBIAN_FRONTEND", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS":
 		return "the provisioning runner sets it", true
 	}
@@ -68,11 +66,6 @@ func ReservedEnv(name string) (why string, reserved bool) {
 		return "the PARAM_ prefix is reserved for params", true
 	case strings.HasPrefix(name, "BASH_FUNC_"):
 		return "bash imports functions from it", true
-	case strings.HasPrefix(name, "GC_"):
-		return "the provisioning runner's own variables start with GC_", true
 	}
 	return "", false
 }
-
-// ReservedEnvSummary lists the reserved names for messages and docs.
-const ReservedEnvSummary = "PATH, HOME, SHELL, USER, LOGNAME, PWD, OLDPWD, IFS, ENV, BASH_ENV, SHELLOPTS, BASHOPTS, CDPATH, GLOBIGNORE, PS4, POSIXLY_CORRECT, TMPDIR, LOG, MARKER, STEPS, DEBIAN_FRONTEND, XDG_RUNTIME_DIR, DBUS_SESSION_BUS_ADDRESS and LD_*, GUESTCATALOG_*, PARAM_*, BASH_FUNC_*, GC_*"
