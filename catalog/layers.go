@@ -18,8 +18,8 @@ type loadOptions struct {
 	// oneLayer puts every path in layer 1 (LoadFiles: files validated
 	// together, a name defined twice is an error).
 	oneLayer bool
-	// limits bound what the files may cost (WithLimits; zero fields are
-	// the defaults).
+	// limits bound what the files may cost (zero fields are the
+	// defaults, DefaultLimits).
 	limits Limits
 }
 

@@ -72,12 +72,6 @@ func DefaultLimits() Limits {
 	}
 }
 
-// WithLimits sets the limits Load applies to the files of [WithPaths]
-// (and to the shipped ones); zero fields keep the defaults.
-func WithLimits(l Limits) LoadOption {
-	return func(o *loadOptions) { o.limits = l }
-}
-
 // orDefault fills the zero fields of l with the defaults.
 func (l Limits) orDefault() Limits {
 	d := DefaultLimits()
