@@ -18,6 +18,9 @@ type Catalog struct {
 	docs    map[string]*document // in effect, by name
 	aliases map[string]*document // alias → template
 	all     []*document          // every document loaded, in load order
+	// baseDepth is the longest base chain composed (Limits.BaseDepth);
+	// zero means DefaultBaseDepth.
+	baseDepth int
 }
 
 // ResolveOption changes how [Catalog.Resolve] builds a template.
@@ -80,7 +83,7 @@ func (c *Catalog) lookupTemplate(name string) (*document, error) {
 		return nil, fmt.Errorf("%w %q%s", ErrUnknownTemplate, name, didYouMean(suggest(name, c.templateNames(true), 3)))
 	}
 	if d.kind == KindFragment {
-		return nil, fmt.Errorf("%s is a fragment: it is composed into templates with base:, not used alone", name)
+		return nil, fmt.Errorf("%s is a fragment: it is composed into templates with base:, not used alone", Quote(name))
 	}
 	return d, nil
 }
@@ -162,7 +165,7 @@ func applyParams(t *Template, params map[string]string) Problems {
 			if len(t.Params) > 0 {
 				declared = strings.Join(slices.Sorted(maps.Keys(t.Params)), ", ")
 			}
-			ps = append(ps, Problem{Field: "params", Message: fmt.Sprintf("%s declares no param %q (declared: %s)", t.Name, k, declared)})
+			ps = append(ps, Problem{Field: "params", Message: fmt.Sprintf("%s declares no param %q (declared: %s)", Quote(t.Name), k, Sanitize(declared))})
 			continue
 		}
 		t.Params[k] = params[k]
@@ -238,23 +241,70 @@ func (c *Catalog) checkSelected(selected func(*document) bool) []Result {
 		r := c.check(d)
 		pick := selected(d)
 		for _, b := range r.Bases {
-			bd := c.docs[b]
-			used[bd] = true
-			pick = pick || selected(bd)
+			pick = pick || selected(c.docs[b])
 		}
+		c.markBases(d, used)
 		if pick {
 			out = append(out, r)
 		}
 	}
-	for _, d := range c.all {
-		if !selected(d) || used[d] || d.replaced {
-			continue
+	// A document no template uses is checked alone, with its bases. The
+	// documents no other document names as a base come first, and their
+	// bases are checked through them, not once more each: a chain of n
+	// fragments is composed once, not n times. What is left (documents in
+	// or under a base cycle) is checked one by one, each composition
+	// bounded by the base depth limit.
+	referenced := map[*document]bool{}
+	for _, d := range c.effective() {
+		if d.t != nil {
+			for _, b := range d.t.Base {
+				if bd, ok := c.docs[b]; ok && bd != d {
+					referenced[bd] = true
+				}
+			}
 		}
-		if d.t != nil && d.kind == KindTemplate && !d.duplicate {
-			continue // checked above
+	}
+	for _, roots := range []bool{true, false} {
+		for _, d := range c.all {
+			if used[d] || d.replaced || (roots && referenced[d]) {
+				continue
+			}
+			if d.t != nil && d.kind == KindTemplate && !d.duplicate {
+				continue // checked above
+			}
+			used[d] = true
+			r := c.check(d)
+			pick := selected(d)
+			for _, b := range r.Bases {
+				pick = pick || selected(c.docs[b])
+			}
+			if roots {
+				c.markBases(d, used)
+			}
+			if pick {
+				out = append(out, r)
+			}
 		}
-		out = append(out, c.check(d))
 	}
 	slices.SortStableFunc(out, func(a, b Result) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// markBases marks every document under d (its bases, theirs, and so on,
+// past the base depth limit too) as checked through d.
+func (c *Catalog) markBases(d *document, used map[*document]bool) {
+	todo := []*document{d}
+	for len(todo) > 0 {
+		d := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if d.t == nil {
+			continue
+		}
+		for _, b := range d.t.Base {
+			if bd, ok := c.docs[b]; ok && !used[bd] {
+				used[bd] = true
+				todo = append(todo, bd)
+			}
+		}
+	}
 }

@@ -74,19 +74,19 @@ func (c *Catalog) composeInto(comp *composition, d *document, stack []*document,
 			continue
 		}
 		if at := slices.Index(stack, b); at >= 0 {
-			var names []string
-			for _, s := range stack[at:] {
-				names = append(names, s.name)
-			}
-			names = append(names, b.name)
 			comp.problems = append(comp.problems, Problem{Pos: d.locate(field), Field: field,
-				Message: fmt.Sprintf("cycle in base: %s", strings.Join(names, " -> "))})
+				Message: "cycle in base: " + chainText(append(stack[at:len(stack):len(stack)], b))})
 			continue
 		}
-		if slices.Contains(comp.chain, b) {
-			msg := fmt.Sprintf("%s is already composed into this template", name)
+		if len(stack) >= c.maxBaseDepth() {
+			comp.problems = append(comp.problems, Problem{Pos: d.locate(field), Field: field,
+				Message: fmt.Sprintf("base chain deeper than %d documents (the limit is %d): %s", c.maxBaseDepth(), c.maxBaseDepth(), chainText(append(stack, b)))})
+			continue
+		}
+		if _, composed := comp.viaBase[b]; composed {
+			msg := fmt.Sprintf("%s is already composed into this template", Quote(name))
 			if v := comp.viaBase[b]; v >= 0 && stack[0].t.Base[v] != name {
-				msg += fmt.Sprintf(" (through %s)", stack[0].t.Base[v])
+				msg += fmt.Sprintf(" (through %s)", Quote(stack[0].t.Base[v]))
 			}
 			comp.problems = append(comp.problems, Problem{Pos: d.locate(field), Field: field,
 				Message: msg + "; a document is composed once, or its provisioning would run twice"})
@@ -100,7 +100,7 @@ func (c *Catalog) composeInto(comp *composition, d *document, stack []*document,
 			comp.chain = append(comp.chain, b)
 			comp.viaBase[b] = v
 			comp.problems = append(comp.problems, Problem{Pos: d.locate(field), Field: field,
-				Message: fmt.Sprintf("base %s failed to load", name)})
+				Message: fmt.Sprintf("base %s failed to load", Quote(name))})
 			continue
 		}
 		c.composeInto(comp, b, stack, v)
@@ -108,6 +108,30 @@ func (c *Catalog) composeInto(comp *composition, d *document, stack []*document,
 	comp.merge(d)
 	comp.chain = append(comp.chain, d)
 	comp.viaBase[d] = via
+}
+
+func (c *Catalog) maxBaseDepth() int {
+	if c.baseDepth > 0 {
+		return c.baseDepth
+	}
+	return DefaultBaseDepth
+}
+
+// chainText shows a chain of documents, `a -> b -> c`, names quoted when
+// they hold anything but printable characters, the middle of a long chain
+// left out.
+func chainText(chain []*document) string {
+	var names []string
+	for i, d := range chain {
+		if len(chain) > 8 && i == 3 {
+			names = append(names, fmt.Sprintf("... (%d more)", len(chain)-6))
+		}
+		if len(chain) > 8 && i >= 3 && i < len(chain)-3 {
+			continue
+		}
+		names = append(names, Quote(d.name))
+	}
+	return strings.Join(names, " -> ")
 }
 
 // merge applies document d over what is composed so far (d is nearer).

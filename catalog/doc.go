@@ -28,4 +28,21 @@
 // types (`go generate ./catalog`); Validate reads the enums and patterns
 // from the same struct tags, and a test validates every shipped document
 // against the schema, so the two cannot drift apart.
+//
+// # Hostile input
+//
+// Template files are untrusted. Loading reads only regular files (a FIFO,
+// a device or a link to one is an error naming it, never opened for
+// reading), refuses a file over [Limits].FileBytes from its size before
+// reading it, accepts a UTF-8 byte-order mark and names UTF-16 and UTF-32,
+// and bounds nesting depth, keys per mapping, nodes, documents, aliases and
+// what they expand to, and base-chain depth ([DefaultLimits]), each in an
+// error naming the file, the line when known, and the limit. Validate adds
+// upper bounds ([MaxCPUs], [MaxMemory], [MaxDisk], [MaxSeedBytes]),
+// cross-field rules (no BIOS on aarch64), and refuses control characters in
+// scripts, paths and text, credentials in URLs (never printed: messages
+// redact them), `..` segments in names, reserved env names
+// ([ReservedEnv]) and data steps writing where guestcatalog writes
+// ([ReservedGuestPath]). Messages quote or escape what the files hold
+// ([Quote], [Sanitize]): no control character reaches a terminal raw.
 package catalog

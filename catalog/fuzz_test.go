@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -25,7 +26,7 @@ func FuzzLoad(f *testing.F) {
 		return nil
 	})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c := newCatalog(parseFile("fuzz.yaml", data, 1))
+		c := newCatalog(newLoader(context.Background(), DefaultLimits()).parseFile("fuzz.yaml", data, 1))
 		for _, r := range c.CheckAll() {
 			if r.Template != nil {
 				_ = r.Template.StepsFor(ArchX8664)

@@ -18,6 +18,9 @@ type loadOptions struct {
 	// oneLayer puts every path in layer 1 (LoadFiles: files validated
 	// together, a name defined twice is an error).
 	oneLayer bool
+	// limits bound what the files may cost (zero fields are the
+	// defaults, DefaultLimits).
+	limits Limits
 }
 
 // WithPaths layers template files, or directories of *.yaml and *.yml
@@ -68,9 +71,10 @@ func Load(ctx context.Context, opts ...LoadOption) (*Catalog, error) {
 // loadWith is Load after its options are applied. Layer 0 is the shipped
 // catalog, layer i+1 the documents of o.paths[i].
 func loadWith(ctx context.Context, o loadOptions) (*Catalog, error) {
+	l := newLoader(ctx, o.limits)
 	var docs []*document
 	if o.builtin {
-		embedded, err := loadEmbeddedDocs(ctx)
+		embedded, err := l.loadEmbeddedDocs()
 		if err != nil {
 			return nil, err
 		}
@@ -93,7 +97,7 @@ func loadWith(ctx context.Context, o loadOptions) (*Catalog, error) {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			pathDocs = append(pathDocs, loadPath(f)...)
+			pathDocs = append(pathDocs, l.loadFile(f)...)
 		}
 		for _, d := range pathDocs {
 			d.layer = layer
@@ -104,6 +108,7 @@ func loadWith(ctx context.Context, o loadOptions) (*Catalog, error) {
 		return nil, err
 	}
 	c := newCatalog(docs)
+	c.baseDepth = l.lim.BaseDepth
 	return c, c.loadProblems().errOrNil()
 }
 

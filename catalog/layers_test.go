@@ -93,9 +93,9 @@ name: my-docker
 base: [images/debian-13, engines/docker]
 `
 	// as a shipped document (its file name matches, so only the name rule speaks)
-	docs := parseFile("catalog/templates/my-docker.yaml", []byte(src), 0)
+	docs := newLoader(context.Background(), Limits{}).parseFile("catalog/templates/my-docker.yaml", []byte(src), 0)
 	require.Len(t, docs, 1)
-	embedded, err := loadEmbeddedDocs(context.Background())
+	embedded, err := newLoader(context.Background(), Limits{}).loadEmbeddedDocs()
 	require.NoError(t, err)
 	c := newCatalog(append(embedded, docs...))
 	r, err := c.Check("my-docker")

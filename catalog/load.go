@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -78,7 +75,8 @@ func load(withEmbedded bool, paths []string) (*Catalog, error) {
 	return loadWith(context.Background(), loadOptions{builtin: withEmbedded, paths: paths, oneLayer: true})
 }
 
-func loadEmbeddedDocs(ctx context.Context) ([]*document, error) {
+func (l *loader) loadEmbeddedDocs() ([]*document, error) {
+	ctx := l.ctx
 	var docs []*document
 	err := fs.WalkDir(templatesFS, embeddedRoot, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() || !isYAML(p) {
@@ -93,7 +91,7 @@ func loadEmbeddedDocs(ctx context.Context) ([]*document, error) {
 		}
 		rel := strings.TrimPrefix(p, embeddedRoot+"/")
 		source := embeddedDisplay + "/" + rel
-		fileDocs := parseFile(source, data, 0)
+		fileDocs := l.parseFile(source, data, 0)
 		docs = append(docs, fileDocs...)
 		checkLayout(rel, fileDocs)
 		return nil
@@ -129,37 +127,6 @@ func isYAML(p string) bool {
 	return strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")
 }
 
-// loadPath loads a file, or every *.yaml file under a directory.
-func loadPath(p string) []*document {
-	st, err := os.Stat(p)
-	if err != nil {
-		return []*document{fileError(p, err)}
-	}
-	if !st.IsDir() {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return []*document{fileError(p, err)}
-		}
-		return parseFile(p, data, 1)
-	}
-	var files []string
-	err = filepath.WalkDir(p, func(f string, e fs.DirEntry, err error) error {
-		if err == nil && !e.IsDir() && isYAML(f) {
-			files = append(files, f)
-		}
-		return err
-	})
-	if err != nil {
-		return []*document{fileError(p, err)}
-	}
-	sort.Strings(files)
-	var docs []*document
-	for _, f := range files {
-		docs = append(docs, loadPath(f)...)
-	}
-	return docs
-}
-
 func fileError(p string, err error) *document {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
@@ -170,15 +137,42 @@ func fileError(p string, err error) *document {
 
 // parseFile parses the documents of one file. A syntax error (which
 // includes a duplicate key) fails the whole file.
-func parseFile(source string, data []byte, layer int) []*document {
+// Before the parser sees the bytes, they are checked against the limits
+// (see limits.go).
+func (l *loader) parseFile(source string, data []byte, layer int) []*document {
+	fail := func(line int, msg string) []*document {
+		return []*document{{source: source, layer: layer, loadErrs: Problems{{Pos: Position{File: source, Line: line}, Message: msg}}}}
+	}
+	if int64(len(data)) > l.lim.FileBytes {
+		return fail(0, fmt.Sprintf("the file is %s, over the limit of %s for a template file", formatBytes(int64(len(data))), formatBytes(l.lim.FileBytes)))
+	}
+	data, msg := checkEncoding(data)
+	if msg != "" {
+		return fail(0, msg)
+	}
+	if sp := scanYAML(data, l.lim); sp != nil {
+		return fail(sp.line, sp.msg)
+	}
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		return []*document{{source: source, layer: layer, loadErrs: Problems{yamlProblem(nil, source, err)}}}
 	}
 	var docs []*document
 	for _, doc := range f.Docs {
+		if l.ctx.Err() != nil {
+			return nil
+		}
 		if doc.Body == nil {
 			continue // an empty document, e.g. after a trailing ---
+		}
+		if l.docs++; l.docs > l.lim.DocumentsTotal {
+			return append(docs, &document{source: source, layer: layer, loadErrs: Problems{{Pos: Position{File: source},
+				Message: fmt.Sprintf("more than %d documents loaded (the limit is %d)", l.lim.DocumentsTotal, l.lim.DocumentsTotal)}}})
+		}
+		if n, line := aliasExpansion(doc.Body, l.lim.AliasBytes); n > l.lim.AliasBytes {
+			docs = append(docs, &document{source: source, layer: layer, loadErrs: Problems{{Pos: Position{File: source, Line: line},
+				Message: fmt.Sprintf("aliases expand to more than %s (the limit is %s)", formatBytes(l.lim.AliasBytes), formatBytes(l.lim.AliasBytes))}}})
+			continue
 		}
 		d := parseDocument(source, doc.Body)
 		d.layer = layer
@@ -228,7 +222,8 @@ func parseDocument(source string, body ast.Node) *document {
 	sc := &shapeChecker{ix: ix}
 	sc.check("", body, reflect.TypeFor[Template]())
 	if len(sc.problems) > 0 {
-		d.loadErrs = sc.problems
+		d.loadErrs = append(sc.problems, sc.checkRest(body)...)
+		sortProblems(d.loadErrs)
 		return d
 	}
 	var t Template
@@ -324,7 +319,7 @@ func (c *Catalog) checkAliases() {
 			var others []string
 			for _, o := range ds {
 				if o != d {
-					others = append(others, fmt.Sprintf("%s (%s)", o.name, o.locate(indexPath("aliases", slices.Index(o.t.Aliases, a)))))
+					others = append(others, fmt.Sprintf("%s (%s)", Quote(o.name), o.locate(indexPath("aliases", slices.Index(o.t.Aliases, a)))))
 				}
 			}
 			d.errs = append(d.errs, Problem{Pos: d.locate(field), Field: field,
@@ -339,7 +334,7 @@ func (d *document) describe() string {
 	if kind == "" {
 		kind = "document"
 	}
-	return fmt.Sprintf("%s %s (%s)", kind, d.name, d.locate("name"))
+	return fmt.Sprintf("%s %s (%s)", kind, Quote(d.name), d.locate("name"))
 }
 
 // effective returns the documents reachable by name, in load order.

@@ -37,7 +37,9 @@ type Problem struct {
 	Message string
 }
 
-// Error formats the problem as `file:line:col: field: message`.
+// Error formats the problem as `file:line:col: field: message`, on one
+// line, every control character escaped ([Sanitize]): file names and
+// messages carry text from template files.
 func (p Problem) Error() string {
 	var b strings.Builder
 	if s := p.Pos.String(); s != "" {
@@ -49,7 +51,7 @@ func (p Problem) Error() string {
 		b.WriteString(": ")
 	}
 	b.WriteString(p.Message)
-	return b.String()
+	return Sanitize(b.String())
 }
 
 // Problems is every problem found at once; it is the error Load and Resolve

@@ -76,7 +76,11 @@ func levenshtein(a, b string) int {
 }
 
 // didYouMean formats suggestions as ` (did you mean a or b?)`, or "".
-func didYouMean(s []string) string {
+func didYouMean(names []string) string {
+	s := make([]string, len(names))
+	for i, n := range names {
+		s[i] = Quote(n) // names come from template files
+	}
 	switch len(s) {
 	case 0:
 		return ""

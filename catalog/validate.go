@@ -3,7 +3,6 @@ package catalog
 import (
 	"fmt"
 	"maps"
-	"net/url"
 	"path"
 	"reflect"
 	"regexp"
@@ -292,6 +291,7 @@ func checkDocument(t *Template, loc func(string) Position) (Problems, Problems) 
 			c.errf(f+".mountPoint", "must be an absolute path, not %q", m.MountPoint)
 		}
 	}
+	c.bounds(t)
 	return c.errs, c.warns
 }
 
@@ -347,12 +347,7 @@ func (c *checker) image(f string, im Image) {
 	}
 }
 
-func (c *checker) httpURL(f, s string) {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		c.errf(f, "must be an http(s) URL, not %q", s)
-	}
-}
+func (c *checker) httpURL(f, s string) { c.checkURL(f, s) }
 
 func (c *checker) size(f, s string, minimum int64, minText string) {
 	if s == "" {
@@ -488,6 +483,7 @@ func checkTemplate(t *Template, loc func(string) Position, engineSteps []Step, e
 	if t.Engine != nil && t.Distro != nil && t.Distro.Name != "" {
 		c.engineCoverage(t, engineSteps, engineProbes)
 	}
+	c.seedSize(t)
 	return c.errs
 }
 

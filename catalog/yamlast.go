@@ -215,9 +215,11 @@ func describeNode(n ast.Node) string {
 type shapeChecker struct {
 	ix       *posIndex
 	problems Problems
+	bad      map[ast.Node]bool // the nodes (values, or keys of unknown fields) that failed
 }
 
 func (sc *shapeChecker) fail(path string, n ast.Node, format string, args ...any) {
+	sc.markBad(n)
 	sc.problems = append(sc.problems, Problem{Pos: sc.ix.pos(n), Field: path, Message: fmt.Sprintf(format, args...)})
 }
 
@@ -236,6 +238,7 @@ func (sc *shapeChecker) check(path string, n ast.Node, t reflect.Type) {
 		if ref, ok := sc.ix.paths[path]; ok && ref.key.Line > 0 {
 			p = ref.key
 		}
+		sc.markBad(n)
 		sc.problems = append(sc.problems, Problem{Pos: p, Field: path, Message: "must not be null (give a value or remove the key)"})
 		return
 	}

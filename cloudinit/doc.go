@@ -21,7 +21,11 @@
 // ProvisionDir/NN-<slug>.sh. A script without a `#!` line runs under
 // /bin/sh with `set -e`. Every script sees EnvPath's variables:
 // GUESTCATALOG_USER, the template's env and PARAM_<name> for each param,
-// single-quoted so that a value is data, never code. The runner logs to
+// single-quoted so that a value is data, never code. The runner itself
+// never sources EnvPath: each step does, in its own subshell, so no env
+// entry can move the runner's log, marker or steps, or change the PATH,
+// IFS or preloaded libraries of the programs it runs (and Render, like
+// catalog validation, refuses the names of catalog.ReservedEnv). The runner logs to
 // LogPath and stops at the first failure; MarkerPath then holds
 // "failed: <NN-slug> exit <code>" and cloud-init reports an error, or "ok"
 // when every step passed. Before the steps it checks that every package is

@@ -23,18 +23,18 @@ import (
 const (
 	// MarkerPath holds MarkerOK once provisioning succeeded, or
 	// "failed: <step> exit <code>"; it is absent while provisioning runs.
-	MarkerPath = "/var/lib/guestcatalog/provisioned"
+	MarkerPath = catalog.GuestStateDir + "/provisioned"
 	// LogPath receives every step's output and timestamped START/OK/FAILED lines.
-	LogPath = "/var/log/guestcatalog-provision.log"
+	LogPath = catalog.GuestLogPath
 	// EnvPath exports GUESTCATALOG_USER, the template's env and PARAM_<name>.
-	EnvPath = "/etc/guestcatalog/env"
+	EnvPath = catalog.GuestConfigDir + "/env"
 	// ProvisionDir holds the step scripts (NN-<slug>.sh) and RunnerPath.
-	ProvisionDir = "/var/lib/guestcatalog/provision"
+	ProvisionDir = catalog.GuestStateDir + "/provision"
 	// RunnerPath is the script cloud-init's runcmd runs.
 	RunnerPath = ProvisionDir + "/run.sh"
 	// BootDir receives the boot steps' scripts, rewritten on every boot.
 	// Not under /run: systemd mounts it noexec.
-	BootDir = "/var/lib/guestcatalog/boot"
+	BootDir = catalog.GuestStateDir + "/boot"
 )
 
 // EnvUser names the template user in the environment of scripts and probes.
@@ -98,6 +98,13 @@ var (
 // and a runner that executes the system and user steps in order and leaves
 // MarkerPath. The output is deterministic for the same inputs.
 func Render(t *catalog.Template, in Input) (*Seed, error) {
+	// The same bound as catalog validation, checked before anything is
+	// built: an alias fan-out could otherwise render hundreds of MB.
+	if t != nil {
+		if n := catalog.SeedBytes(t); n > catalog.MaxSeedBytes {
+			return nil, fmt.Errorf("rendering seed for %s: the seed would be about %d bytes, over the limit of %d", catalog.Quote(t.Name), n, catalog.MaxSeedBytes)
+		}
+	}
 	p, err := plan(t, in)
 	if err != nil {
 		return nil, err
@@ -105,6 +112,9 @@ func Render(t *catalog.Template, in Input) (*Seed, error) {
 	userData, err := encodeYAML(p.header, p.userData)
 	if err != nil {
 		return nil, fmt.Errorf("rendering user-data for %s: %w", t.Name, err)
+	}
+	if len(userData) > catalog.MaxSeedBytes {
+		return nil, fmt.Errorf("rendering seed for %s: user-data is %d bytes, over the limit of %d", catalog.Quote(t.Name), len(userData), catalog.MaxSeedBytes)
 	}
 	if err := checkRoundTrip(userData, p.userData); err != nil {
 		return nil, fmt.Errorf("rendering user-data for %s: %w", t.Name, err)
@@ -145,12 +155,15 @@ func TemplateEnv(t *catalog.Template) (map[string]string, error) {
 	} else {
 		vars[EnvUser] = t.User.Name
 	}
-	add := func(field, name, value string) {
+	add := func(field, name, value string, param bool) {
+		why, reserved := catalog.ReservedEnv(name)
 		switch {
 		case !catalog.ValidEnvName(name):
 			errs = append(errs, fmt.Errorf("%s: %q is not a shell variable name", field, name))
 		case name == EnvUser:
 			errs = append(errs, fmt.Errorf("%s: %s is set by guestcatalog", field, EnvUser))
+		case reserved && !param:
+			errs = append(errs, fmt.Errorf("%s: %s is reserved: %s", field, name, why))
 		case strings.ContainsRune(value, 0):
 			errs = append(errs, fmt.Errorf("%s: a value cannot hold a NUL byte", field))
 		case !utf8.ValidString(value):
@@ -164,10 +177,10 @@ func TemplateEnv(t *catalog.Template) (map[string]string, error) {
 		}
 	}
 	for _, k := range sortedKeys(t.Env) {
-		add("env."+k, k, t.Env[k])
+		add("env."+k, k, t.Env[k], false)
 	}
 	for _, k := range sortedKeys(t.Params) {
-		add("params."+k, "PARAM_"+k, t.Params[k])
+		add("params."+k, "PARAM_"+k, t.Params[k], true)
 	}
 	return vars, errors.Join(errs...)
 }
@@ -267,7 +280,7 @@ func plan(t *catalog.Template, in Input) (*seedPlan, error) {
 		}
 		field := fmt.Sprintf("provision[%d]", i)
 		if s.Description != "" {
-			field += " (" + s.Description + ")"
+			field += " (" + catalog.Sanitize(s.Description) + ")"
 		}
 		switch s.Mode {
 		case catalog.ModePackages:
@@ -407,7 +420,7 @@ func dataFile(s catalog.Step, user string, reserved map[string]bool) (mapping, e
 		return nil, errors.New("path: must be set")
 	case !path.IsAbs(p) || path.Clean(p) != p:
 		return nil, fmt.Errorf("path %q: must be absolute and clean", p)
-	case reserved[p] || strings.HasPrefix(p, ProvisionDir+"/") || strings.HasPrefix(p, BootDir+"/"):
+	case reserved[p] || catalog.ReservedGuestPath(p):
 		return nil, fmt.Errorf("path %q: is written by guestcatalog", p)
 	}
 	if s.Permissions != "" && !filePerms.MatchString(s.Permissions) {

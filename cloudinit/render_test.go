@@ -226,7 +226,7 @@ func TestRenderValidationReportsEverything(t *testing.T) {
 	require.Error(t, err)
 	for _, want := range []string{
 		`env.BAD-NAME: "BAD-NAME" is not a shell variable name`,
-		`params.mirror: PARAM_mirror is already set by env`,
+		`env.PARAM_mirror: PARAM_mirror is reserved: the PARAM_ prefix is reserved for params`,
 		`params.with space: "PARAM_with space" is not a shell variable name`,
 		`provision[9]: mode "shell": unknown`,
 		`provision[10] (empty): script: must be set for mode system`,

@@ -81,12 +81,13 @@ func bootCommand(name, script string, vars map[string]string) string {
 	file := BootDir + "/" + name + ".sh"
 	var b strings.Builder
 	fmt.Fprintf(&b, "( # guestcatalog boot step %s\n", name)
-	for _, n := range envNames(vars) {
-		fmt.Fprintf(&b, "export %s=%s\n", n, exec.Quote(vars[n]))
-	}
 	fmt.Fprintf(&b, "mkdir -p %s\n", BootDir)
 	fmt.Fprintf(&b, "cat >%s <<'%s'\n%s%s\n", file, delim, script, delim)
 	fmt.Fprintf(&b, "chmod 0755 %s\n", file)
+	// the environment last, for the step alone: not for mkdir, cat, chmod
+	for _, n := range envNames(vars) {
+		fmt.Fprintf(&b, "export %s=%s\n", n, exec.Quote(vars[n]))
+	}
 	fmt.Fprintf(&b, "exec %s\n", file)
 	b.WriteString(") </dev/null || exit $?\n")
 	return b.String()
@@ -103,6 +104,13 @@ type runnerStep struct {
 // the first of runuser, su, sudo, doas and busybox su the guest has: Alpine
 // has no runuser), logs each with UTC timestamps to LogPath, stops at the
 // first failure and leaves the outcome in MarkerPath.
+//
+// The template's environment (EnvPath) never enters the runner's own shell:
+// each step sources it in a subshell (in_env) and execs its script, so an
+// env of LOG, MARKER, STEPS, PATH, IFS or LD_PRELOAD reaches the step, not
+// the runner's log, marker, step list or the tools it runs. (Validate
+// refuses those names too; see catalog.ReservedEnv.) GUESTCATALOG_USER is
+// the runner's own, from the template.
 func runnerScript(template, user string, steps []runnerStep, pkgCheck string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `#!/bin/sh
@@ -121,7 +129,14 @@ export PATH HOME DEBIAN_FRONTEND
 LOG=%s
 MARKER=%s
 STEPS=%s
-. %s
+GUESTCATALOG_USER=%s
+
+# in_env runs a command with the template's environment, in the subshell
+# it is called in: the environment never reaches the runner itself.
+in_env() {
+	. %s
+	exec "$@"
+}
 
 log() {
 	line="$(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ) $*"
@@ -185,7 +200,7 @@ run_step() {
 		prepare_user
 		as_user "$STEPS/$1.sh" </dev/null >>"$LOG" 2>&1
 	else
-		"$STEPS/$1.sh" </dev/null >>"$LOG" 2>&1
+		(in_env "$STEPS/$1.sh") </dev/null >>"$LOG" 2>&1
 	fi
 	rc=$?
 	[ "$rc" -eq 0 ] || fail "$1" "$rc"
@@ -195,7 +210,7 @@ run_step() {
 rm -f "$MARKER"
 log "provisioning template %s"
 `, template, user, LogPath, MarkerPath,
-		LogPath, MarkerPath, ProvisionDir, EnvPath, EnvPath, template)
+		LogPath, MarkerPath, ProvisionDir, exec.Quote(user), EnvPath, EnvPath, template)
 	if pkgCheck != "" {
 		b.WriteString(pkgCheck)
 	}
