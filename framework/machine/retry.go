@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/guestcatalog/guestcatalog/framework/console"
+	"github.com/guestcatalog/guestcatalog/framework/report"
 )
 
 // Attempt is a start attempt that failed before the guest's userspace ran
@@ -115,3 +118,36 @@ func (m *Machine) Attempts() []Attempt { return append([]Attempt(nil), m.attempt
 // Flaky says whether the machine started only on a retry: its first
 // attempt failed before userspace.
 func (m *Machine) Flaky() bool { return len(m.attempts) > 0 }
+
+// ReportAttempts gives what report.json says of a start that was retried
+// (Config.RetryInfra): flaky, and every attempt with its console tail, the
+// last one included. m and err are what Start returned; flaky is false and
+// attempts nil when the first attempt was the only one.
+func ReportAttempts(m *Machine, err error) (flaky bool, attempts []report.Attempt) {
+	var earlier []Attempt
+	var pe *PhaseError
+	if errors.As(err, &pe) {
+		earlier = pe.Attempts
+	} else if m != nil {
+		earlier = m.attempts
+	}
+	if len(earlier) == 0 {
+		return false, nil
+	}
+	for _, a := range earlier {
+		attempts = append(attempts, report.Attempt{Result: report.Fail, Phase: a.Phase, Error: a.Error,
+			ConsoleTail: a.ConsoleTail, Artifacts: a.ArtifactsDir, Seconds: a.Elapsed.Seconds()})
+	}
+	last := report.Attempt{Result: report.Pass}
+	if pe != nil {
+		last = report.Attempt{Result: report.Fail, Phase: pe.Phase, Error: firstLine(pe.Err.Error()),
+			ConsoleTail: pe.ConsoleTail, Artifacts: pe.ArtifactsDir, Seconds: pe.Elapsed.Seconds()}
+	} else if m != nil {
+		last.Artifacts = m.artifacts
+		last.Seconds = time.Since(m.origin).Seconds()
+		if lines, terr := console.Tail(filepath.Join(m.artifacts, ArtifactSerial), 30); terr == nil {
+			last.ConsoleTail = strings.Join(lines, "\n")
+		}
+	}
+	return true, append(attempts, last)
+}

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/guestcatalog/guestcatalog/framework/report"
 )
 
 func TestInfraFailureIsBeforeUserspaceOnly(t *testing.T) {
@@ -43,4 +45,25 @@ func TestResumeFailureSaysWhy(t *testing.T) {
 	r, id, _ = ResumeFailure(&PhaseError{Phase: PhaseLaunch, Err: errors.New("qemu exited: loadvm failed")})
 	assert.False(t, id)
 	assert.Equal(t, "resume failed: phase launch: qemu exited: loadvm failed", r)
+}
+
+func TestReportAttempts(t *testing.T) {
+	flaky, att := ReportAttempts(nil, &PhaseError{Phase: PhaseSSH, Err: ErrPhaseTimeout})
+	assert.False(t, flaky)
+	assert.Nil(t, att)
+	first := Attempt{Phase: PhaseUserspace, Error: "console shows a failure (kernel-panic)", ConsoleTail: "Kernel panic - not syncing"}
+	flaky, att = ReportAttempts(nil, &PhaseError{Phase: PhaseKernel, Err: ErrPhaseTimeout, ConsoleTail: "SeaBIOS", Attempts: []Attempt{first}})
+	assert.True(t, flaky)
+	if assert.Len(t, att, 2) {
+		assert.Equal(t, report.Fail, att[0].Result)
+		assert.Equal(t, "Kernel panic - not syncing", att[0].ConsoleTail)
+		assert.Equal(t, PhaseKernel, att[1].Phase)
+		assert.Equal(t, "SeaBIOS", att[1].ConsoleTail)
+	}
+	m := &Machine{attempts: []Attempt{first}, artifacts: t.TempDir()}
+	flaky, att = ReportAttempts(m, nil)
+	assert.True(t, flaky)
+	if assert.Len(t, att, 2) {
+		assert.Equal(t, report.Pass, att[1].Result)
+	}
 }
