@@ -2,7 +2,10 @@ package download
 
 import (
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -89,4 +92,46 @@ func TestNoSpaceEndsTheDownloadAndRemovesThePartial(t *testing.T) {
 	}
 	_, statErr := os.Stat(filepath.Join(c.EntryDir(url), partName))
 	assert.True(t, os.IsNotExist(statErr))
+}
+
+// The same across processes (10 `catalog pull`s against a mirror serving
+// other bytes): one transfer, ten mismatch errors. The server holds the
+// body until every process has called Fetch.
+func TestMultiProcessFetchesShareAMismatchVerdict(t *testing.T) {
+	data := payload(64<<10, 51)
+	pinned := sha256Of(payload(64<<10, 52))
+	startedDir := t.TempDir()
+	const n = 10
+	allStarted := func() bool {
+		des, _ := os.ReadDir(startedDir)
+		return len(des) == n
+	}
+	srv, log := server(t, func(w http.ResponseWriter, r *http.Request) {
+		deadline := time.Now().Add(20 * time.Second)
+		for !allStarted() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond) // the others are waiting on the lock by now
+		w.Write(data)
+	})
+	dir := t.TempDir()
+	url := srv.URL + "/tampered-multi.img"
+	outs := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcessFetch$", "-test.count=1")
+			cmd.Env = append(os.Environ(), "DOWNLOAD_HELPER=1", "DOWNLOAD_DIR="+dir, "DOWNLOAD_URL="+url,
+				"DOWNLOAD_DIGEST="+pinned, "DOWNLOAD_STARTED="+filepath.Join(startedDir, fmt.Sprint(i)))
+			out, _ := cmd.CombinedOutput()
+			outs[i] = string(out)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		assert.Contains(t, outs[i], "ERROR downloading "+url+": digest mismatch", "process %d", i)
+	}
+	assert.Equal(t, 1, log.count("GET"), "one transfer across ten processes: %v", log.all())
 }
