@@ -73,29 +73,31 @@ type Attempt struct {
 
 // Template is report.json: the verdict for one template.
 type Template struct {
-	Template      string `json:"template"`
-	Arch          string `json:"arch,omitempty"`
-	Result        Result `json:"result"`
-	Reason        string `json:"reason,omitempty"`
-	Accelerator   string `json:"accelerator,omitempty"`
-	AccelReason   string `json:"acceleratorReason,omitempty"`
-	Image         Image  `json:"image"`
-	QEMUVersion   string `json:"qemuVersion,omitempty"`
-	EngineVersion string `json:"engineVersion,omitempty"`
-	Provisioned   string `json:"provisioned,omitempty"` // "fresh" or "reused"
+	Template      string    `json:"template"`
+	Arch          string    `json:"arch,omitempty"`
+	Result        Result    `json:"result"`
+	Reason        string    `json:"reason,omitempty"`
+	Accelerator   string    `json:"accelerator,omitempty"`
+	AccelReason   string    `json:"acceleratorReason,omitempty"`
+	Image         Image     `json:"image"`
+	QEMUVersion   string    `json:"qemuVersion,omitempty"`
+	EngineVersion string    `json:"engineVersion,omitempty"`
+	Provisioned   string    `json:"provisioned,omitempty"` // "fresh" or "reused"
+	Phases        []Phase   `json:"phases,omitempty"`
+	Checks        []Check   `json:"checks"`
+	Artifacts     string    `json:"artifacts,omitempty"`
+	Started       time.Time `json:"started"`
+	Seconds       float64   `json:"seconds"`
+
+	// issue 11 (c-verified).
 	// ReuseDiscarded says why a saved guest was not reused but discarded
 	// and replaced ("identity check failed: …", "resume failed: …").
 	ReuseDiscarded string `json:"reuseDiscarded,omitempty"`
 	// Flaky is true when the guest's start failed before userspace (a
 	// kernel panic, a firmware stall, QEMU crashing) and was retried;
 	// Attempts then holds every attempt, the last one included.
-	Flaky     bool      `json:"flaky,omitempty"`
-	Attempts  []Attempt `json:"attempts,omitempty"`
-	Phases    []Phase   `json:"phases,omitempty"`
-	Checks    []Check   `json:"checks"`
-	Artifacts string    `json:"artifacts,omitempty"`
-	Started   time.Time `json:"started"`
-	Seconds   float64   `json:"seconds"`
+	Flaky    bool      `json:"flaky,omitempty"`
+	Attempts []Attempt `json:"attempts,omitempty"`
 }
 
 // Finish derives the template's result from its checks: fail if any check
