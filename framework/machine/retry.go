@@ -103,7 +103,8 @@ func keepAttemptArtifacts(dir string, n int) string {
 		return ""
 	}
 	for _, de := range des {
-		if strings.HasPrefix(de.Name(), attemptsDirPrefix) {
+		// The machine's own artifacts are files; directories are not its.
+		if !de.Type().IsRegular() || strings.HasPrefix(de.Name(), attemptsDirPrefix) {
 			continue
 		}
 		_ = os.Rename(filepath.Join(dir, de.Name()), filepath.Join(dst, de.Name()))
