@@ -3,6 +3,7 @@ package machine
 import (
 	"context"
 	"errors"
+	"os"
 	osexec "os/exec"
 	"path/filepath"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
+	"github.com/guestcatalog/guestcatalog/framework/sshx"
 )
 
 // A disk image named by the caller is inspected before QEMU sees it: a
@@ -59,6 +61,51 @@ func TestStartRefusesUnsafeImagesBeforeQEMU(t *testing.T) {
 			if m != nil {
 				assert.Zero(t, m.QEMUPid())
 			}
+		})
+	}
+}
+
+// A saved guest whose disk is not what was saved (it sits on another base
+// image, or holds no such snapshot) fails its identity check before QEMU
+// starts (on main it was copied and handed to QEMU as it was).
+func TestResumeRefusesADiskThatIsNotTheSavedOne(t *testing.T) {
+	requireTool(t, "qemu-img")
+	dir := t.TempDir()
+	img := func(args ...string) {
+		out, err := osexec.Command("qemu-img", args...).CombinedOutput()
+		require.NoError(t, err, string(out))
+	}
+	base := filepath.Join(dir, "base.qcow2")
+	img("create", "-q", "-f", "qcow2", base, "16M")
+	other := filepath.Join(dir, "other.qcow2")
+	img("create", "-q", "-f", "qcow2", other, "16M")
+	onOther := filepath.Join(dir, "on-other.qcow2")
+	img("create", "-q", "-f", "qcow2", "-b", other, "-F", "qcow2", onOther)
+	img("snapshot", "-c", "ready", onOther)
+	noSnap := filepath.Join(dir, "no-snapshot.qcow2")
+	img("create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", noSnap)
+	seed := filepath.Join(dir, "seed.iso")
+	require.NoError(t, os.WriteFile(seed, []byte("seed"), 0o600))
+	client, err := sshx.NewKeyPair(filepath.Join(dir, "keys"), "c")
+	require.NoError(t, err)
+	host, err := sshx.NewHostKey("h")
+	require.NoError(t, err)
+
+	for _, tc := range []struct{ name, disk, detail string }{
+		{"another base", onOther, `backing-filename is "` + other + `", want the base image ` + base},
+		{"no snapshot", noSnap, `holds no snapshot "ready"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			launched := false
+			_, err := Start(context.Background(), Config{Template: debianTemplate(t), Image: Image{Disk: base, Format: "qcow2"},
+				ArtifactsDir: t.TempDir(), onLaunch: func(*Machine) { launched = true },
+				Resume: &Resume{Disk: tc.disk, Snapshot: "ready", Seed: seed, ClientKey: client.PrivateKeyPEM, HostKey: []byte(host.PrivatePEM), Accel: AccelTCG}})
+			require.ErrorIs(t, err, ErrSavedGuestMismatch)
+			assert.Contains(t, err.Error(), tc.detail)
+			assert.False(t, launched)
+			reason, identity, _ := ResumeFailure(err)
+			assert.True(t, identity)
+			assert.Contains(t, reason, "identity check failed: phase prepare: ")
 		})
 	}
 }
