@@ -99,9 +99,6 @@ func Open(root string) (*Caches, error) {
 	return &Caches{root: abs, downloads: d}, nil
 }
 
-// Root is the cache root.
-func (c *Caches) Root() string { return c.root }
-
 func (c *Caches) imagesDir() string      { return filepath.Join(c.root, "images") }
 func (c *Caches) provisionedDir() string { return filepath.Join(c.root, "provisioned") }
 

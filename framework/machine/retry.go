@@ -129,8 +129,8 @@ func ReportAttempts(m *Machine, err error) (flaky bool, attempts []report.Attemp
 	var pe *PhaseError
 	if errors.As(err, &pe) {
 		earlier = pe.Attempts
-	} else if m != nil {
-		earlier = m.attempts
+	} else if m != nil && m.Flaky() {
+		earlier = m.Attempts()
 	}
 	if len(earlier) == 0 {
 		return false, nil
