@@ -170,6 +170,9 @@ func (c *Caches) listImages() ([]Entry, error) {
 		var m imagebuild.Meta
 		if b, err := os.ReadFile(filepath.Join(dir, imagebuild.MetaFile)); err == nil && json.Unmarshal(b, &m) == nil {
 			e.Name = fmt.Sprintf("build:%s %s", m.Recipe.Suite, de.Name())
+			if m.Plan.Arch != "" {
+				e.Name = fmt.Sprintf("build:%s/%s %s", m.Recipe.Suite, m.Plan.Arch, de.Name())
+			}
 			e.Path = filepath.Join(dir, imagebuild.DiskFile)
 			e.Detail = m.Digest
 		}

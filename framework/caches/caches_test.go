@@ -58,7 +58,7 @@ func fill(t *testing.T, root string) (imageDir, savedDir string) {
 		require.NoError(t, os.WriteFile(filepath.Join(imageDir, f), []byte(f), 0o644))
 	}
 	meta, err := json.Marshal(imagebuild.Meta{Key: "0123456789abcdef", BuilderVersion: imagebuild.BuilderVersion,
-		Recipe: catalog.BuildRecipe{Suite: "trixie"}, Digest: sha(b)})
+		Recipe: catalog.BuildRecipe{Suite: "trixie"}, Plan: imagebuild.Plan{Arch: "x86_64"}, Digest: sha(b)})
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(imageDir, imagebuild.MetaFile), meta, 0o644))
 
@@ -88,7 +88,7 @@ func TestListPruneVerifyCoverEveryKind(t *testing.T) {
 	require.Len(t, entries, 3)
 	assert.Equal(t, KindDownload, entries[0].Kind)
 	assert.Equal(t, KindImage, entries[1].Kind)
-	assert.Equal(t, "build:trixie 0123456789abcdef", entries[1].Name)
+	assert.Equal(t, "build:trixie/x86_64 0123456789abcdef", entries[1].Name)
 	assert.Equal(t, KindProvisioned, entries[2].Kind)
 	assert.Equal(t, "debian-13-docker", entries[2].Name)
 	for _, e := range entries {
