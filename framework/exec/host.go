@@ -92,9 +92,6 @@ func (h *Host) Run(ctx context.Context, cmd Cmd) (Result, error) {
 		return res, nil
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		if cause := context.Cause(ctx); cause != nil {
-			ctxErr = cause
-		}
 		err = fmt.Errorf("%w (%v)", ctxErr, err)
 	} else if errors.Is(err, osexec.ErrWaitDelay) && res.ExitCode == 0 {
 		// The command succeeded; only a leftover child held the pipes.
