@@ -43,6 +43,19 @@ func recordBoot(template string, rep *report.Template, took time.Duration) {
 	fmt.Fprintf(out, "  %-7s %6.1fs  guest ready on %s (%s disk): %s\n", "READY", took.Seconds(), rep.Accelerator, rep.Provisioned, strings.Join(phases, ", "))
 }
 
+// notice prints a line the user must see at default verbosity (the CLI's
+// check output) and to the spec's GinkgoWriter.
+func notice(template, msg string) {
+	reportsMu.Lock()
+	out := checkOut
+	reportsMu.Unlock()
+	line := fmt.Sprintf("  %-7s %s: %s\n", "NOTICE", template, msg)
+	if out != nil {
+		fmt.Fprint(out, line)
+	}
+	fmt.Fprint(ginkgo.GinkgoWriter, line)
+}
+
 // PrintChecks makes RecordSpec print one line per check to w (the CLI).
 func PrintChecks(w io.Writer) {
 	reportsMu.Lock()

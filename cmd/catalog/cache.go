@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/guestcatalog/guestcatalog/framework/caches"
 	"github.com/guestcatalog/guestcatalog/framework/download"
 )
 
@@ -47,7 +49,7 @@ func newDownloadCache(stderr, progress io.Writer, extra ...download.Option) (*do
 func init() {
 	cacheCmd := &cobra.Command{
 		Use:   "cache",
-		Short: "Inspect and clean the image download cache",
+		Short: "Inspect and clean the caches: downloads, built images, saved guests",
 		Long: `The download cache holds the guest images fetched by ` + "`catalog pull`" + ` and
 ` + "`catalog verify`" + `, each verified against its template's digest. It lives in
 <cache dir>/downloads, where <cache dir> is --cache-dir, else $GUESTCATALOG_CACHE,
@@ -85,27 +87,32 @@ func newCacheDirCmd() *cobra.Command {
 }
 
 func newCacheLsCmd() *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON bool
+		kinds  []string
+	)
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
-		Short:   "List cached images",
-		Long: `ls lists the cache entries, most recently used first: URL, size, digest, when
-the image was last used, and the path of the file a pull returns (the
-decompressed image for compressed URLs). An interrupted download shows as
-"partial".
+		Short:   "List cached downloads, built images and saved guests",
+		Long: `ls lists the cache entries of every kind (--kind to choose): downloads (verified
+images, <cache dir>/downloads), images (built locally, <cache dir>/images) and
+provisioned (saved provisioned guests, <cache dir>/provisioned), each kind most
+recently used first: kind, name (URL, build recipe, template), size on disk,
+digest or detail, when it was last used, and the file a run uses. An
+interrupted download shows as "partial".
 
-With --json it prints an array of objects with the keys key, dir, url, source
-(the mirror URL it came from, if any), digest, verified (false for templates
-without a digest: the digest was then computed), size, path, decompressed,
-fetchedAt, lastUsed, complete, partialSize and diskUsage.`,
+With --json it prints an array of objects with the keys kind, name, dir, path,
+diskUsage, lastUsed, detail and, for downloads, download (key, url, source,
+digest, verified, size, path, decompressed, fetchedAt, lastUsed, complete,
+partialSize, diskUsage).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := newDownloadCache(cmd.ErrOrStderr(), nil)
+			c, ks, err := openCaches(cmd, kinds)
 			if err != nil {
 				return err
 			}
-			entries, err := c.List()
+			entries, err := c.List(ks...)
 			if err != nil {
 				return err
 			}
@@ -113,39 +120,56 @@ fetchedAt, lastUsed, complete, partialSize and diskUsage.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array instead of a table")
+	cmd.Flags().StringSliceVar(&kinds, "kind", nil, "only these kinds: download, image, provisioned (default all)")
 	return cmd
 }
 
-func printCacheList(w io.Writer, entries []download.Entry, asJSON bool, now time.Time) error {
+// openCaches opens every cache under the cache root of the global flags
+// (the download cache's parent) and parses --kind.
+func openCaches(cmd *cobra.Command, kinds []string) (*caches.Caches, []caches.Kind, error) {
+	ks, err := caches.ParseKinds(kinds)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--kind: %w", err)
+	}
+	d, err := newDownloadCache(cmd.ErrOrStderr(), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := caches.Open(filepath.Dir(d.Dir()))
+	return c, ks, err
+}
+
+func printCacheList(w io.Writer, entries []caches.Entry, asJSON bool, now time.Time) error {
 	if asJSON {
 		if entries == nil {
-			entries = []download.Entry{}
+			entries = []caches.Entry{}
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(entries)
 	}
 	if len(entries) == 0 {
-		fmt.Fprintln(w, "the download cache is empty")
+		fmt.Fprintln(w, "the cache is empty")
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "URL\tSIZE\tDIGEST\tLAST USED\tPATH")
+	fmt.Fprintln(tw, "KIND\tNAME\tSIZE\tDIGEST\tLAST USED\tPATH")
 	var total int64
 	for _, e := range entries {
 		total += e.DiskUsage
-		size, digest, path := download.FormatBytes(e.Size), shortDigest(e.Digest), e.Path
-		if !e.Verified && e.Complete {
-			digest += " (no digest given)"
+		size, detail, path := download.FormatBytes(e.DiskUsage), shortDigest(e.Detail), dashIfEmpty(e.Path)
+		if d := e.Download; d != nil {
+			size = download.FormatBytes(d.Size)
+			if !d.Verified && d.Complete {
+				detail += " (no digest given)"
+			}
+			if !d.Complete {
+				size, detail, path = "partial "+download.FormatBytes(d.PartialSize), "-", "-"
+			}
+		} else if e.Kind == caches.KindProvisioned {
+			detail = e.Detail
 		}
-		if !e.Complete {
-			size, digest, path = "partial "+download.FormatBytes(e.PartialSize), "-", "-"
-		}
-		url := e.URL
-		if url == "" {
-			url = "(unknown: " + e.Dir + ")"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", url, size, digest, ago(now, e.LastUsed), path)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Kind, e.Name, size, detail, ago(now, e.LastUsed), path)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d entries, %s on disk\n", len(entries), download.FormatBytes(total))
@@ -183,38 +207,42 @@ func newCachePruneCmd() *cobra.Command {
 		olderThan time.Duration
 		all       bool
 		dryRun    bool
+		kinds     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "prune",
-		Short: "Remove cached images not used recently",
-		Long: `prune removes the cache entries not used for --older-than (default 720h, 30
-days), interrupted downloads as old, and temporary files left by a crash.
---all removes every entry. An entry locked by a running pull or verify is
-kept and reported. A removed image that a leftover qcow2 overlay uses as its
-backing file breaks that overlay: prune with a margin.`,
-		Example: `  catalog cache prune                    # unused for 30 days
-  catalog cache prune --older-than 168h  # unused for a week
-  catalog cache prune --all --dry-run    # what --all would remove`,
+		Short: "Remove cache entries not used recently",
+		Long: `prune removes the cache entries (downloads, built images, saved guests; --kind
+to choose) not used for --older-than (default 720h, 30 days), interrupted
+downloads as old, and temporary files left by a crash. --all removes every
+entry. An entry locked by a running pull, build or verify is kept and
+reported. A removed image that a leftover qcow2 overlay uses as its backing
+file breaks that overlay (saved guests on it are discarded when next looked
+up): prune with a margin.`,
+		Example: `  catalog cache prune                              # unused for 30 days
+  catalog cache prune --older-than 168h            # unused for a week
+  catalog cache prune --kind provisioned --all     # every saved guest
+  catalog cache prune --all --dry-run              # what --all would remove`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !all && olderThan <= 0 {
 				return fmt.Errorf("--older-than must be positive (or use --all)")
 			}
-			c, err := newDownloadCache(cmd.ErrOrStderr(), nil)
+			c, ks, err := openCaches(cmd, kinds)
 			if err != nil {
 				return err
 			}
-			rep, err := c.Prune(cmd.Context(), download.PruneOptions{OlderThan: olderThan, All: all, DryRun: dryRun})
+			rep, err := c.Prune(cmd.Context(), caches.PruneOptions{Kinds: ks, OlderThan: olderThan, All: all, DryRun: dryRun})
 			out := cmd.OutOrStdout()
 			verb := "removed"
 			if dryRun {
 				verb = "would remove"
 			}
 			for _, e := range rep.Removed {
-				fmt.Fprintf(out, "%s %s (%s)\n", verb, dashIfEmpty(e.URL), download.FormatBytes(e.DiskUsage))
+				fmt.Fprintf(out, "%s %s %s (%s)\n", verb, e.Kind, dashIfEmpty(e.Name), download.FormatBytes(e.DiskUsage))
 			}
 			for _, e := range rep.InUse {
-				fmt.Fprintf(out, "kept %s: in use\n", dashIfEmpty(e.URL))
+				fmt.Fprintf(out, "kept %s %s: in use\n", e.Kind, dashIfEmpty(e.Name))
 			}
 			fmt.Fprintf(out, "%s %d entries, %s\n", verb, len(rep.Removed), download.FormatBytes(rep.Freed))
 			return err
@@ -223,24 +251,30 @@ backing file breaks that overlay: prune with a margin.`,
 	cmd.Flags().DurationVar(&olderThan, "older-than", 720*time.Hour, "remove entries not used for this long")
 	cmd.Flags().BoolVar(&all, "all", false, "remove every entry not in use")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be removed, remove nothing")
+	cmd.Flags().StringSliceVar(&kinds, "kind", nil, "only these kinds: download, image, provisioned (default all)")
 	return cmd
 }
 
 func newCacheVerifyCmd() *cobra.Command {
-	return &cobra.Command{
+	var kinds []string
+	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Re-hash every cached image against its digest",
-		Long: `verify re-reads every cached image and checks it against the digest recorded
+		Short: "Check every cache entry against what was recorded",
+		Long: `verify re-reads every cached download and checks it against the digest recorded
 when it was downloaded (and each decompressed image against the hash taken when
-it was decompressed). A corrupt entry is removed, so the next pull downloads it
-again; the exit status is 1 if any was. It never uses the network.`,
+it was decompressed); re-hashes every built image's disk against the digest
+recorded when it was built and inspects it (a standalone qcow2); and checks
+that every saved guest's disk is a qcow2 on its base image holding its
+snapshot. A bad entry is removed, so the next run fetches, builds or
+provisions it again; the exit status is 1 if any was. It never uses the
+network. --kind chooses the kinds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := newDownloadCache(cmd.ErrOrStderr(), nil)
+			c, ks, err := openCaches(cmd, kinds)
 			if err != nil {
 				return err
 			}
-			reps, err := c.Verify(cmd.Context())
+			reps, err := c.Verify(cmd.Context(), ks...)
 			if err != nil {
 				return err
 			}
@@ -248,10 +282,10 @@ again; the exit status is 1 if any was. It never uses the network.`,
 			for _, r := range reps {
 				if r.Err != nil {
 					bad++
-					fmt.Fprintf(out, "CORRUPT %s: %v\n", r.Entry.URL, r.Err)
+					fmt.Fprintf(out, "CORRUPT %s %s: %v\n", r.Entry.Kind, r.Entry.Name, r.Err)
 					continue
 				}
-				fmt.Fprintf(out, "ok      %s (%s)\n", r.Entry.URL, shortDigest(r.Entry.Digest))
+				fmt.Fprintf(out, "ok      %s %s (%s)\n", r.Entry.Kind, r.Entry.Name, shortDigest(r.Entry.Detail))
 			}
 			fmt.Fprintf(out, "%d verified, %d corrupt (removed)\n", len(reps)-bad, bad)
 			if bad > 0 {
@@ -260,6 +294,8 @@ again; the exit status is 1 if any was. It never uses the network.`,
 			return nil
 		},
 	}
+	cmd.Flags().StringSliceVar(&kinds, "kind", nil, "only these kinds: download, image, provisioned (default all)")
+	return cmd
 }
 
 func dashIfEmpty(s string) string {

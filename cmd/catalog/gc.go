@@ -2,13 +2,16 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/guestcatalog/guestcatalog/framework/imagebuild"
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
 )
 
@@ -38,10 +41,12 @@ context ends and dies with its parent (Pdeathsig).`,
 				opts = append(opts, qemu.GcLogger(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))))
 			}
 			res, err := qemu.Gc(cmd.Context(), opts...)
-			if perr := printGc(cmd.OutOrStdout(), res, asJSON, global.Verbose); perr != nil {
+			// Interrupted image builds under the cache root (issue 11).
+			builds, berr := interruptedBuilds(cmd, dryRun)
+			if perr := printGc(cmd.OutOrStdout(), gcOutput{GcResult: res, InterruptedBuilds: builds}, asJSON, global.Verbose); perr != nil {
 				return perr
 			}
-			return err
+			return errors.Join(err, berr)
 		},
 	}
 	f := cmd.Flags()
@@ -51,7 +56,42 @@ context ends and dies with its parent (Pdeathsig).`,
 	rootCmd.AddCommand(cmd)
 }
 
-func printGc(w io.Writer, res qemu.GcResult, asJSON, verbose bool) error {
+// gcOutput is what gc reports: the run dirs (qemu.Gc) and the interrupted
+// image builds (imagebuild.CleanInterrupted).
+type gcOutput struct {
+	qemu.GcResult
+	InterruptedBuilds []imagebuild.Interrupted `json:"interruptedBuilds,omitempty"`
+}
+
+// interruptedBuilds removes (or, dry, lists) the temporary dirs of image
+// builds that were killed, after detaching what they left mounted.
+func interruptedBuilds(cmd *cobra.Command, dryRun bool) ([]imagebuild.Interrupted, error) {
+	d, err := newDownloadCache(cmd.ErrOrStderr(), nil)
+	if err != nil {
+		return nil, err
+	}
+	return imagebuild.CleanInterrupted(filepath.Dir(d.Dir()), dryRun)
+}
+
+func printGc(w io.Writer, out gcOutput, asJSON, verbose bool) error {
+	res := out.GcResult
+	for _, b := range out.InterruptedBuilds {
+		if asJSON {
+			break
+		}
+		switch {
+		case b.InUse:
+			if verbose {
+				fmt.Fprintf(w, "kept %s (a build runs)\n", b.Dir)
+			}
+		case b.Err != "":
+			fmt.Fprintf(w, "could not remove interrupted build %s: %s\n", b.Dir, b.Err)
+		case res.DryRun:
+			fmt.Fprintf(w, "would remove interrupted build %s\n", b)
+		default:
+			fmt.Fprintf(w, "removed interrupted build %s\n", b)
+		}
+	}
 	if asJSON {
 		if res.Removed == nil {
 			res.Removed = []qemu.GcEntry{}
@@ -59,9 +99,10 @@ func printGc(w io.Writer, res qemu.GcResult, asJSON, verbose bool) error {
 		if res.Kept == nil {
 			res.Kept = []qemu.GcEntry{}
 		}
+		out.GcResult = res
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return enc.Encode(out)
 	}
 	verb := "removed"
 	if res.DryRun {
@@ -83,7 +124,7 @@ func printGc(w io.Writer, res qemu.GcResult, asJSON, verbose bool) error {
 			fmt.Fprintf(w, "kept %s (%s)\n", e.Dir, e.Reason)
 		}
 	}
-	if len(res.Removed) == 0 {
+	if len(res.Removed) == 0 && !removedBuilds(out.InterruptedBuilds) {
 		fmt.Fprintf(w, "nothing to remove under %s", res.Root)
 		if n := len(res.Kept); n > 0 {
 			fmt.Fprintf(w, " (%d run dir(s) in use or not ours)", n)
@@ -91,6 +132,15 @@ func printGc(w io.Writer, res qemu.GcResult, asJSON, verbose bool) error {
 		fmt.Fprintln(w)
 	}
 	return nil
+}
+
+func removedBuilds(bs []imagebuild.Interrupted) bool {
+	for _, b := range bs {
+		if !b.InUse && b.Err == "" {
+			return true
+		}
+	}
+	return false
 }
 
 func joinInts(v []int) string {

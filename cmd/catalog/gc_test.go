@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
 )
@@ -32,6 +33,7 @@ func staleRunDir(t *testing.T, root string) string {
 
 func TestGcCommand(t *testing.T) {
 	root := t.TempDir()
+	t.Setenv("GUESTCATALOG_CACHE", t.TempDir()) // never the shared cache
 	stale := staleRunDir(t, root)
 	live, err := qemu.NewRunDir(root, "live")
 	require.NoError(t, err)
@@ -60,4 +62,35 @@ func TestGcCommand(t *testing.T) {
 	assert.Empty(t, res.Removed)
 	require.Len(t, res.Kept, 1)
 	assert.Equal(t, live.Path(), res.Kept[0].Dir)
+}
+
+// An image build killed mid-bootstrap left proc and dev mounted under
+// <cache>/images/.tmp-*: gc detaches them (deepest first) and removes the
+// directory without descending into the mounts (on main gc left it all).
+func TestGcUnmountsInterruptedBuilds(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting needs root")
+	}
+	cache := t.TempDir()
+	tmp := filepath.Join(cache, "images", ".tmp-0123456789abcdef-99")
+	hostDir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(hostDir, "keep"), []byte("x"), 0o644))
+	for _, d := range []string{"proc", "dev"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(tmp, d), 0o755))
+	}
+	if err := unix.Mount("proc", filepath.Join(tmp, "proc"), "proc", 0, ""); err != nil {
+		t.Skipf("mounting proc: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(filepath.Join(tmp, "proc"), unix.MNT_DETACH) })
+	require.NoError(t, unix.Mount(hostDir, filepath.Join(tmp, "dev"), "", unix.MS_BIND, ""))
+	t.Cleanup(func() { _ = unix.Unmount(filepath.Join(tmp, "dev"), unix.MNT_DETACH) })
+
+	out, stderr, code := runCLI(t, "gc", "--run-root", t.TempDir(), "--cache-dir", cache)
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, out, "removed interrupted build "+tmp+" (unmounted ")
+	assert.NoDirExists(t, tmp)
+	assert.FileExists(t, filepath.Join(hostDir, "keep"), "never removed through a mount")
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	require.NoError(t, err)
+	assert.NotContains(t, string(mi), tmp)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -126,6 +127,12 @@ func pullTemplate(ctx context.Context, out io.Writer, cache *download.Cache, t *
 		if err != nil {
 			if ctx.Err() != nil {
 				return false, err
+			}
+			if errors.Is(err, download.ErrDigestMismatch) {
+				// Evidence of a tampered or broken source: the template
+				// ends here, never on another (maybe unpinned) entry.
+				fmt.Fprintf(out, "%s: FAILED: %v\n", label, err)
+				return false, nil
 			}
 			fmt.Fprintf(out, "%s: %v\n", label, err)
 			continue

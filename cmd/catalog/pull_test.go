@@ -110,3 +110,31 @@ func TestDownloadCacheFromGlobalFlags(t *testing.T) {
 	_, err = newDownloadCache(os.Stderr, nil)
 	assert.ErrorContains(t, err, "--mirror: mirror \"bad\": want PREFIX=MIRROR")
 }
+
+// A mirror serving other bytes for the pinned image and for the rolling
+// daily one: pull reports the mismatch, does not fall back to the noDigest
+// entry, caches nothing and exits 1 (on main it cached the daily image and
+// exited 0).
+func TestPullDigestMismatchEndsTheTemplate(t *testing.T) {
+	pinned := []byte("the image the catalog pinned")
+	var gets []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gets = append(gets, r.URL.Path)
+		w.Write([]byte("tampered bytes from a mirror"))
+	}))
+	defer srv.Close()
+	cat := fakeCatalog{"debian-13-docker": {Name: "debian-13-docker", Images: []catalog.Image{
+		{Arch: "x86_64", Location: srv.URL + "/pinned.qcow2", Digest: digestOf(pinned)},
+		{Arch: "x86_64", Location: srv.URL + "/daily/latest.qcow2", NoDigest: "rolling daily build"},
+	}}}
+	cache, err := download.New(download.WithCacheDir(t.TempDir()), download.WithRetry(1, 0))
+	require.NoError(t, err)
+	var out bytes.Buffer
+	err = runPull(context.Background(), &out, cache, cat, []string{"debian-13-docker"}, "x86_64")
+	assert.Equal(t, exitError{code: 1}, err, out.String())
+	assert.Equal(t, []string{"/pinned.qcow2"}, gets, "no fall-back to the next entry")
+	assert.Contains(t, out.String(), "debian-13-docker (x86_64): FAILED: downloading "+srv.URL+"/pinned.qcow2: digest mismatch")
+	entries, err := cache.List()
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing cached")
+}

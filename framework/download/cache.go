@@ -280,9 +280,22 @@ func (f *fetch) run(ctx context.Context) (Result, error) {
 	if f.cfg.offline {
 		return Result{}, f.offlineError(v, why, m)
 	}
+	// A transfer that ended while we waited for the lock failed its
+	// digest: that is our verdict too (one transfer, one verdict).
+	if mm := f.sharedMismatch(); mm != nil {
+		f.log.Info("sharing the digest mismatch of the transfer we waited for", "actual", mm.Actual)
+		return Result{}, fmt.Errorf("downloading %s: %w (verdict of a concurrent transfer)", f.url, mm)
+	}
 
 	dl, err := f.download(ctx)
 	if err != nil {
+		var mm *DigestMismatchError
+		if errors.As(err, &mm) && ctx.Err() == nil {
+			rec := mismatchRecord{URL: f.url, Source: mm.URL, Expected: mm.Expected, Actual: mm.Actual, At: time.Now().UTC()}
+			if werr := writeJSONAtomic(f.path(verdictName), &rec); werr != nil {
+				f.log.Warn("recording the digest mismatch", "err", werr)
+			}
+		}
 		f.tidy()
 		return Result{}, err
 	}
@@ -301,6 +314,19 @@ func (f *fetch) run(ctx context.Context) (Result, error) {
 		st = Resumed
 	}
 	return f.result(m, st), nil
+}
+
+// sharedMismatch returns the mismatch recorded by a transfer that ended
+// after this fetch began, for the digest this fetch wants.
+func (f *fetch) sharedMismatch() *DigestMismatchError {
+	var rec mismatchRecord
+	if err := readJSON(f.path(verdictName), &rec); err != nil {
+		return nil
+	}
+	if rec.URL != f.url || f.want.IsZero() || rec.Expected != f.want.String() || rec.At.Before(f.start) {
+		return nil
+	}
+	return &DigestMismatchError{URL: rec.Source, Expected: rec.Expected, Actual: rec.Actual}
 }
 
 func (f *fetch) offlineError(v verdict, why string, m *meta) error {
@@ -438,6 +464,7 @@ func (f *fetch) commit(dl dlResult) (*meta, error) {
 		return nil, err
 	}
 	os.Remove(f.path(partMetaName))
+	os.Remove(f.path(verdictName))
 	if err := syncDir(f.dir); err != nil {
 		return nil, err
 	}

@@ -89,6 +89,9 @@ func TestHelperProcessFetch(t *testing.T) {
 		fmt.Println("ERROR", err)
 		os.Exit(2)
 	}
+	if f := os.Getenv("DOWNLOAD_STARTED"); f != "" {
+		_ = os.WriteFile(f, nil, 0o644) // this process is about to Fetch
+	}
 	r, err := c.Fetch(context.Background(), os.Getenv("DOWNLOAD_URL"), os.Getenv("DOWNLOAD_DIGEST"))
 	if err != nil {
 		fmt.Println("ERROR", err)

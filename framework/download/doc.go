@@ -9,6 +9,7 @@
 //	meta.json            URL, digest, size and mtime of data; its mtime is the last use
 //	data.part            an interrupted download, resumed by the next Fetch
 //	data.part.json       validators (ETag, Last-Modified) of data.part for If-Range
+//	verdict.json         the last transfer's digest mismatch (never any of its bytes)
 //
 // Fetch verifies the digest while the bytes stream (the hash of each chunk
 // runs in its own goroutine, overlapping grab's write of the same buffer;
@@ -25,8 +26,14 @@
 // are closed here: the response to a Range request must be a 206 starting
 // at the partial size, and a digest mismatch after a resume restarts the
 // download from zero once. Transient failures are retried with exponential
-// backoff (cenkalti/backoff/v5); 4xx other than 408/429, digest mismatches
-// and cancelled contexts are not.
+// backoff (cenkalti/backoff/v5); 4xx other than 408/429, digest mismatches,
+// a full disk (ENOSPC, EDQUOT: the partial file is removed at once) and
+// cancelled contexts are not.
+//
+// One transfer, one verdict: fetches of a URL that waited on the entry
+// lock while a transfer failed its digest return that same mismatch
+// (verdict.json, recorded after they began) instead of downloading again;
+// a fetch that starts later asks the server anew.
 //
 // Mirrors (WithMirrors, Rewrite) replace a URL prefix before downloading;
 // the cache key stays the original URL, so an image fetched from a mirror

@@ -166,10 +166,22 @@ func (f *fetch) classify(ctx context.Context, err error) error {
 	if errors.Is(err, ErrDigestMismatch) {
 		return backoff.Permanent(err)
 	}
+	if noSpace(err) {
+		// A full disk does not empty itself between attempts, and the
+		// partial file is what fills it: end now, keep nothing.
+		f.dropPartial()
+		return backoff.Permanent(err)
+	}
 	if transient(err) {
 		return err
 	}
 	return backoff.Permanent(err)
+}
+
+// noSpace: the cache's filesystem is full (or over quota).
+func noSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+		strings.Contains(err.Error(), "no space left on device")
 }
 
 // transient: network trouble that a later attempt may not meet.

@@ -17,7 +17,10 @@ const (
 	partMetaName     = "data.part.json"
 	decompressedName = "data.decompressed"
 	tmpSuffix        = ".tmp"
-	metaVersion      = 1
+	// verdictName records the last transfer's digest mismatch, so that
+	// fetches that waited on that transfer share its verdict.
+	verdictName = "verdict.json"
+	metaVersion = 1
 )
 
 // meta is meta.json: what was committed. Its mtime records the last use.
@@ -47,6 +50,18 @@ type decompressedMeta struct {
 	Size         int64     `json:"size"`
 	ModTime      time.Time `json:"modTime"`
 	SHA256       string    `json:"sha256"`
+}
+
+// mismatchRecord is verdict.json: a transfer of URL ended in a digest mismatch.
+// Fetches that started before At (they were waiting for that transfer)
+// return the same error instead of downloading again; a later fetch asks
+// the server again. A committed download removes it.
+type mismatchRecord struct {
+	URL      string    `json:"url"`
+	Source   string    `json:"source"`
+	Expected string    `json:"expected"`
+	Actual   string    `json:"actual"`
+	At       time.Time `json:"at"`
 }
 
 // partMeta is data.part.json: validators of the partial download, sent as

@@ -39,7 +39,15 @@ type Cmd struct {
 	// (it is captured in the Result too).
 	Stdout io.Writer
 	Stderr io.Writer
+	// MaxOutput, when > 0, bounds what is kept of each of stdout and
+	// stderr: past it the rest is discarded, the host runner stops the
+	// command, and Run fails with ErrOutputLimit (output of a program
+	// reading untrusted input must not fill memory).
+	MaxOutput int
 }
+
+// ErrOutputLimit is wrapped when a command wrote more than Cmd.MaxOutput.
+var ErrOutputLimit = errors.New("output limit exceeded")
 
 // Command is a shorthand for Cmd{Args: args}.
 func Command(args ...string) Cmd { return Cmd{Args: args} }
@@ -241,7 +249,7 @@ func OutputLines(ctx context.Context, r Runner, args ...string) ([]string, error
 // the writers to hand to the process: the buffers, teeing to cmd.Stdout and
 // cmd.Stderr when set. The buffers are safe to read while being written.
 func Capture(cmd Cmd) (stdout, stderr *Buffer, outW, errW io.Writer) {
-	stdout, stderr = new(Buffer), new(Buffer)
+	stdout, stderr = &Buffer{limit: cmd.MaxOutput}, &Buffer{limit: cmd.MaxOutput}
 	outW, errW = io.Writer(stdout), io.Writer(stderr)
 	teeOut, teeErr := cmd.Stdout, cmd.Stderr
 	if teeOut != nil && teeOut == teeErr {
@@ -262,12 +270,42 @@ func Capture(cmd Cmd) (stdout, stderr *Buffer, outW, errW io.Writer) {
 type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
+	// limit > 0 keeps at most limit bytes; over is set once more came,
+	// and onOver (if set) is called once then.
+	limit  int
+	over   bool
+	onOver func()
 }
 
 func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.limit > 0 && b.b.Len()+len(p) > b.limit {
+		b.b.Write(p[:b.limit-b.b.Len()])
+		if !b.over {
+			b.over = true
+			if b.onOver != nil {
+				go b.onOver()
+			}
+		}
+		return len(p), nil // discard the rest; the runner reports it
+	}
 	return b.b.Write(p)
+}
+
+// Exceeded says whether more than the buffer's limit was written.
+func (b *Buffer) Exceeded() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.over
+}
+
+// OnExceeded sets a function called (once, in its own goroutine) when
+// more than the limit is written.
+func (b *Buffer) OnExceeded(f func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.onOver = f
 }
 
 // Bytes returns a copy of the content.

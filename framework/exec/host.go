@@ -36,6 +36,8 @@ func (h *Host) Run(ctx context.Context, cmd Cmd) (Result, error) {
 	if cmd.Sudo && os.Geteuid() != 0 {
 		argv = append([]string{"sudo", "-n", "--"}, argv...)
 	}
+	ctx, stopOnLimit := context.WithCancelCause(ctx)
+	defer stopOnLimit(nil)
 	c := osexec.CommandContext(ctx, argv[0], argv[1:]...)
 	c.Dir = h.Dir
 	if len(cmd.Env) > 0 {
@@ -48,6 +50,11 @@ func (h *Host) Run(ctx context.Context, cmd Cmd) (Result, error) {
 	c.Stdin = cmd.Stdin
 	stdout, stderr, outW, errW := Capture(cmd)
 	c.Stdout, c.Stderr = outW, errW
+	if cmd.MaxOutput > 0 {
+		stop := func() { stopOnLimit(fmt.Errorf("%w (%d bytes)", ErrOutputLimit, cmd.MaxOutput)) }
+		stdout.OnExceeded(stop)
+		stderr.OnExceeded(stop)
+	}
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.Cancel = func() error {
 		if c.Process == nil {
@@ -77,6 +84,9 @@ func (h *Host) Run(ctx context.Context, cmd Cmd) (Result, error) {
 	}
 	if h.Logger != nil {
 		h.Logger.Debug("host command", "cmd", cmd.String(), "exit", res.ExitCode, "duration", res.Duration)
+	}
+	if stdout.Exceeded() || stderr.Exceeded() {
+		return res, &RunError{Cmd: cmd.String(), Result: res, Err: fmt.Errorf("%w (%d bytes)", ErrOutputLimit, cmd.MaxOutput)}
 	}
 	if err == nil {
 		return res, nil

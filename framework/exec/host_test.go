@@ -105,3 +105,15 @@ func TestInvalidCmd(t *testing.T) {
 	_, err := (&Host{}).Run(context.Background(), Cmd{})
 	assert.ErrorContains(t, err, "neither Args nor Script")
 }
+
+func TestHostMaxOutputStopsTheCommand(t *testing.T) {
+	start := time.Now()
+	res, err := (&Host{}).Run(context.Background(), Cmd{Args: []string{"sh", "-c", "yes; sleep 60"}, MaxOutput: 4096})
+	require.ErrorIs(t, err, ErrOutputLimit)
+	assert.Len(t, res.Stdout, 4096)
+	assert.Less(t, time.Since(start), 10*time.Second, "the command was stopped")
+
+	res, err = (&Host{}).Run(context.Background(), Cmd{Args: []string{"echo", "short"}, MaxOutput: 4096})
+	require.NoError(t, err)
+	assert.Equal(t, "short\n", string(res.Stdout))
+}

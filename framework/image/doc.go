@@ -6,6 +6,9 @@
 // Online, a download that fails (network error, HTTP 404, …) falls back to
 // the next entry, and the reason is kept in Artifact.Skipped and logged. A
 // digest mismatch never falls back: the bytes were not what the catalog
-// pinned, and that is reported as an error (ErrDigestMismatch). Offline,
-// only build entries are considered.
+// pinned, and that is reported as an error (ErrDigestMismatch). Nor does
+// an image that qemu-img inspection refuses (framework/qemu.Inspect): a
+// backing file or an external data file (ErrUnsafeImage), a format other
+// than its name declares (ErrFormatMismatch) or neither qcow2 nor raw
+// (ErrUnsupportedFormat). Offline, only build entries are considered.
 package image

@@ -11,12 +11,13 @@ import (
 	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/framework/download"
 	"github.com/guestcatalog/guestcatalog/framework/imagebuild"
+	"github.com/guestcatalog/guestcatalog/framework/qemu"
 )
 
 // Disk formats the framework boots.
 const (
-	FormatQcow2 = "qcow2"
-	FormatRaw   = "raw"
+	FormatQcow2 = qemu.FormatQcow2
+	FormatRaw   = qemu.FormatRaw
 )
 
 // Status says how the image was obtained.
@@ -171,7 +172,8 @@ type options struct {
 	progress  io.Writer
 	mirrors   []download.Mirror
 	buildOpts []imagebuild.Option
-	detector  func(ctx context.Context, path string) (*DiskInfo, error)
+	// inspect reads an image's qemu-img info (qemu.Info by default).
+	inspect func(ctx context.Context, path string) (qemu.ImageInfo, error)
 }
 
 // WithOffline considers build entries only: nothing is downloaded.
@@ -254,7 +256,7 @@ func WithDownloadMirrors(m ...download.Mirror) Option {
 }
 
 func newOptions(opts []Option) (*options, error) {
-	o := &options{logger: slog.New(slog.DiscardHandler), builder: imagebuild.Build, detector: Inspect}
+	o := &options{logger: slog.New(slog.DiscardHandler), builder: imagebuild.Build, inspect: probeInfo}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, fmt.Errorf("image option: %w", err)
@@ -359,7 +361,8 @@ func Resolve(ctx context.Context, t *catalog.Template, arch string, opts ...Opti
 			}
 			a, err = o.fetch(ctx, im)
 			if err != nil {
-				if ctx.Err() != nil || errors.Is(err, download.ErrDigestMismatch) || errors.Is(err, ErrUnsafeImage) {
+				if ctx.Err() != nil || errors.Is(err, download.ErrDigestMismatch) || errors.Is(err, ErrUnsafeImage) ||
+					errors.Is(err, ErrFormatMismatch) || errors.Is(err, ErrUnsupportedFormat) {
 					return nil, fmt.Errorf("template %s images[%d]: %w", t.Name, i, err)
 				}
 				skip(i, im.Location, err)
@@ -414,11 +417,13 @@ func (o *options) fetch(ctx context.Context, im catalog.Image) (*Artifact, error
 	if err != nil {
 		return nil, err
 	}
-	info, err := o.detector(ctx, r.Path)
+	// Inspected before anything else sees it: a backing file, a data
+	// file or a format other than the name declares ends the template.
+	info, err := o.inspect(ctx, r.Path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: inspecting %s: %w", errBroken, r.Path, err)
 	}
-	if err := info.Check(); err != nil {
+	if err := info.Check(r.Path, declaredFormat(im.Location)); err != nil {
 		return nil, fmt.Errorf("%s: %w", im.Location, err)
 	}
 	st := StatusDownloaded
@@ -437,6 +442,11 @@ func (o *options) fetch(ctx context.Context, im catalog.Image) (*Artifact, error
 		Disk: r.Path, Format: info.Format, VirtualSize: info.VirtualSize, Firmware: fw, Source: im.Location,
 		Digest: digest, Verified: im.Digest != "" && r.Verified, Status: st, Download: &r,
 	}, nil
+}
+
+// probeInfo is qemu-img info with the format probed.
+func probeInfo(ctx context.Context, path string) (qemu.ImageInfo, error) {
+	return qemu.Info(ctx, path, "")
 }
 
 // String is a one-line summary: "build:trixie (built) /…/disk.qcow2".

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/framework/download"
 	"github.com/guestcatalog/guestcatalog/framework/imagebuild"
+	"github.com/guestcatalog/guestcatalog/framework/qemu/qemutest"
 )
 
 var host = catalog.HostArch()
@@ -36,41 +36,25 @@ func otherArch() string {
 	return catalog.ArchX8664
 }
 
-// qcow2Header is a minimal qcow2 v3 header (what Sniff reads); with a
-// backing file name after it when backing != "".
-func qcow2Header(size uint64, backing string) []byte {
-	h := make([]byte, 512)
-	copy(h, "QFI\xfb")
-	be := binary.BigEndian
-	be.PutUint32(h[4:], 3)
-	if backing != "" {
-		be.PutUint64(h[8:], 200)
-		be.PutUint32(h[16:], uint32(len(backing)))
-		copy(h[200:], backing)
-	}
-	be.PutUint32(h[20:], 16) // cluster bits
-	be.PutUint64(h[24:], size)
-	be.PutUint32(h[100:], 104) // header length
-	return h
-}
-
-// diskFile writes a real disk image: a qcow2 made by qemu-img when it is
-// installed (Inspect then asks qemu-img), else a qcow2 header.
+// diskFile writes a real disk image (a qcow2 made by qemu-img, which
+// Resolve asks about every image).
 func diskFile(t *testing.T, format string) string {
 	t.Helper()
+	qemutest.RequireTools(t, "qemu-img")
 	p := filepath.Join(t.TempDir(), "disk."+format)
 	switch format {
 	case FormatRaw:
 		require.NoError(t, os.WriteFile(p, make([]byte, 1<<20), 0o644))
 	case FormatQcow2:
-		if qi, err := exec.LookPath("qemu-img"); err == nil {
-			out, err := exec.Command(qi, "create", "-q", "-f", "qcow2", p, "64M").CombinedOutput()
-			require.NoError(t, err, string(out))
-		} else {
-			require.NoError(t, os.WriteFile(p, qcow2Header(64<<20, ""), 0o644))
-		}
+		qemuImg(t, "create", "-q", "-f", "qcow2", p, "64M")
 	}
 	return p
+}
+
+func qemuImg(t *testing.T, args ...string) {
+	t.Helper()
+	out, err := exec.Command("qemu-img", args...).CombinedOutput()
+	require.NoError(t, err, string(out))
 }
 
 func sha256Of(t *testing.T, p string) string {
@@ -295,25 +279,39 @@ func TestABuildEntryForAnotherArchIsSkipped(t *testing.T) {
 	assert.Zero(t, b.calls)
 }
 
-func TestUnsafeOrUnsupportedDownloadsAreRefused(t *testing.T) {
-	backed := filepath.Join(t.TempDir(), "backed.qcow2")
-	if qi, err := exec.LookPath("qemu-img"); err == nil {
-		base := diskFile(t, FormatQcow2)
-		out, err := exec.Command(qi, "create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", backed).CombinedOutput()
-		require.NoError(t, err, string(out))
-	} else {
-		require.NoError(t, os.WriteFile(backed, qcow2Header(1<<20, "/etc/shadow"), 0o644))
+// Every refusal names the file and the field, and is final: the next
+// entry is never tried.
+func TestUnsafeOrMislabelledDownloadsAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	backed := filepath.Join(dir, "backed.qcow2")
+	qemuImg(t, "create", "-q", "-f", "qcow2", "-b", "/etc/hostname", "-F", "raw", backed)
+	withData := filepath.Join(dir, "with-data.qcow2")
+	qemuImg(t, "create", "-q", "-f", "qcow2", "-o", "data_file="+filepath.Join(dir, "data.raw"), withData, "1M")
+	vmdk := filepath.Join(dir, "x.vmdk")
+	qemuImg(t, "create", "-q", "-f", "vmdk", vmdk, "1M")
+	rawNamedQcow2 := diskFile(t, FormatRaw)
+	for _, tc := range []struct {
+		name, file, url string
+		want            error
+		msg             string
+	}{
+		{"backing file", backed, urlA, ErrUnsafeImage, `backing-filename is "/etc/hostname"`},
+		{"data file", withData, urlA, ErrUnsafeImage, `format-specific.data.data-file is "` + filepath.Join(dir, "data.raw") + `"`},
+		{"vmdk", vmdk, urlA, ErrUnsupportedFormat, `format is "vmdk"`},
+		{"raw named .qcow2", rawNamedQcow2, "https://example.org/images/disk.qcow2", ErrFormatMismatch, `format is "raw", declared "qcow2"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tt := template()
+			tt.Images[1].Location = tc.url
+			f := &fakeFetcher{files: map[string]string{tc.url: tc.file, urlB: diskFile(t, FormatQcow2)}}
+			b := &fakeBuilder{}
+			_, err := Resolve(context.Background(), tt, host, WithFetcher(f), WithBuilder(b.Build), WithCacheDir(t.TempDir()))
+			require.ErrorIs(t, err, tc.want)
+			assert.ErrorContains(t, err, tc.file+": "+tc.msg, "names the file and the field")
+			assert.Equal(t, []string{tc.url}, f.calls, "not a fallback")
+			assert.Zero(t, b.calls)
+		})
 	}
-	f := &fakeFetcher{files: map[string]string{urlA: backed, urlB: diskFile(t, FormatQcow2)}}
-	_, err := Resolve(context.Background(), template(), host, WithFetcher(f), WithCacheDir(t.TempDir()))
-	require.ErrorIs(t, err, ErrUnsafeImage)
-	assert.Equal(t, []string{urlA}, f.calls, "not a fallback")
-
-	vmdk := filepath.Join(t.TempDir(), "x.vmdk")
-	require.NoError(t, os.WriteFile(vmdk, append([]byte("KDMV"), make([]byte, 1020)...), 0o644))
-	d, err := Sniff(vmdk)
-	require.NoError(t, err)
-	assert.ErrorIs(t, d.Check(), ErrUnsupportedFormat)
 }
 
 func TestCancelledContextStops(t *testing.T) {
@@ -323,47 +321,6 @@ func TestCancelledContextStops(t *testing.T) {
 	_, err := Resolve(ctx, template(), host, WithFetcher(f), WithCacheDir(t.TempDir()))
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.Empty(t, f.calls)
-}
-
-func TestSniff(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		require.NoError(t, os.WriteFile(p, b, 0o644))
-		return p
-	}
-	d, err := Sniff(write("a.qcow2", qcow2Header(10<<30, "")))
-	require.NoError(t, err)
-	assert.Equal(t, &DiskInfo{Format: FormatQcow2, VirtualSize: 10 << 30, By: "header"}, d)
-	assert.NoError(t, d.Check())
-
-	d, err = Sniff(write("b.qcow2", qcow2Header(1<<30, "/var/lib/secret.img")))
-	require.NoError(t, err)
-	assert.Equal(t, "/var/lib/secret.img", d.BackingFile)
-	assert.ErrorIs(t, d.Check(), ErrUnsafeImage)
-
-	h := qcow2Header(1<<30, "")
-	binary.BigEndian.PutUint64(h[72:], 1<<2)
-	d, err = Sniff(write("c.qcow2", h))
-	require.NoError(t, err)
-	assert.ErrorIs(t, d.Check(), ErrUnsafeImage, "external data file")
-
-	d, err = Sniff(write("d.raw", []byte("\xeb\x63\x90 an MBR")))
-	require.NoError(t, err)
-	assert.Equal(t, FormatRaw, d.Format)
-	assert.Equal(t, int64(10), d.VirtualSize)
-
-	_, err = Sniff(write("e.qcow2", []byte("QFI\xfb\x00\x00\x00\x03")))
-	assert.ErrorContains(t, err, "truncated qcow2 header")
-}
-
-func TestParseQemuImgInfo(t *testing.T) {
-	d, err := parseQemuImgInfo([]byte(`{"virtual-size": 2361393152, "filename": "noble.img", "format": "qcow2",
-		"backing-filename": "base.qcow2", "format-specific": {"type": "qcow2", "data": {"compat": "1.1", "data-file": "x.raw"}}}`))
-	require.NoError(t, err)
-	assert.Equal(t, &DiskInfo{Format: "qcow2", VirtualSize: 2361393152, BackingFile: "base.qcow2", DataFile: "x.raw", By: "qemu-img"}, d)
-	_, err = parseQemuImgInfo([]byte(`{}`))
-	assert.Error(t, err)
 }
 
 // The real download cache against a real HTTP server on 127.0.0.1: the

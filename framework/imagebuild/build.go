@@ -260,6 +260,8 @@ func Build(ctx context.Context, recipe catalog.BuildRecipe, extraPackages []stri
 
 	if !o.force {
 		if a, err := Load(o.cacheDir, plan.Key); err == nil {
+			now := time.Now() // meta.json's mtime is the entry's last use (catalog cache ls, prune)
+			_ = os.Chtimes(filepath.Join(dir, MetaFile), now, now)
 			log.Info("image from cache", "dir", dir)
 			fmt.Fprintf(o.output, "imagebuild: %s %s from cache (%s)\n", plan.Source(), plan.Key, dir)
 			return a, nil

@@ -39,19 +39,19 @@ func (m *Machine) newRunDir() error {
 // template's disk (never smaller than the image).
 func (m *Machine) prepareDisks(ctx context.Context) (string, error) {
 	img := m.cfg.Image
-	format := img.Format
-	if format == "" {
-		format = "qcow2"
+	// The last gate before QEMU, whatever the image's origin (downloaded,
+	// built, named by the caller): a standalone qcow2 or raw file in the
+	// declared format.
+	info, err := qemu.Inspect(ctx, img.Disk, img.Format)
+	if err != nil {
+		return "", err
 	}
+	format := info.Format
 	seedPath := m.rd.File(seedName)
 	if err := cloudinit.WriteSeedISO(seedPath, m.seed); err != nil {
 		return "", fmt.Errorf("writing seed: %w", err)
 	}
 	size := m.cfg.Template.DiskBytes()
-	info, err := qemu.Info(ctx, img.Disk, format)
-	if err != nil {
-		return "", err
-	}
 	if size < info.VirtualSize {
 		m.logger.Info("template disk smaller than the image; keeping the image's size", "disk", size, "image", info.VirtualSize)
 		size = 0

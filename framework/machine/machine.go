@@ -79,8 +79,16 @@ type Config struct {
 	// ExtraAuthorizedKeys may log in too (a developer's own key).
 	ExtraAuthorizedKeys []string
 
+	// RetryInfra retries a start that failed before the guest's userspace
+	// ran (see InfraFailure) once, with a fresh overlay; the machine then
+	// reports the failed attempt (Attempts, Flaky). Failures from
+	// userspace on are never retried. Not for resumes.
+	RetryInfra bool
+
 	// onLaunch is called once QEMU runs (tests).
 	onLaunch func(*Machine)
+	// attemptHook may change the config of attempt n (1, 2) (tests).
+	attemptHook func(n int, cfg *Config)
 }
 
 // Machine is a started guest. Close it (idempotent); CloseAll closes every
@@ -117,6 +125,8 @@ type Machine struct {
 	closeOnce sync.Once
 	closeErr  error
 	collected bool
+	// attempts are the failed attempts before this one (RetryInfra).
+	attempts []Attempt
 }
 
 // Start prepares and boots a guest and waits until it is ready: phases
@@ -124,12 +134,20 @@ type Machine struct {
 // has its own timeout (boot phases count from QEMU's start) and is timed
 // into phases.json.
 //
+// With cfg.RetryInfra, a failure before userspace is retried once (see
+// InfraFailure, Attempts).
+//
 // On failure the error is a *PhaseError. Start has then collected the
 // artifacts and cleaned up, unless cfg.KeepOnFailure: the guest is left
 // running and the returned *Machine (non-nil whenever QEMU started) must
 // be closed by the caller. The returned *Machine is non-nil on failure
 // too once preparation began, for Phases() and ArtifactsDir().
 func Start(ctx context.Context, cfg Config) (*Machine, error) {
+	return startWithRetry(ctx, cfg)
+}
+
+// startOnce is one start attempt.
+func startOnce(ctx context.Context, cfg Config) (*Machine, error) {
 	m, err := newMachine(cfg)
 	if err != nil {
 		return nil, err
@@ -235,7 +253,7 @@ func (m *Machine) start(ctx context.Context) error {
 		// cloud-init to wait for; SSH answers once QEMU has loaded the RAM.
 		if err := m.eng.run(ctx, phase{name: PhaseSSH, deadline: m.bootStart.Add(get(IntervalSSH)),
 			hint: "the resumed guest did not answer SSH: the snapshot may not match this QEMU (see qemu.log); run with --no-reuse",
-			run:  m.waitSSH}); err != nil {
+			run:  m.waitResumedSSH}); err != nil {
 			return err
 		}
 		if err := m.eng.run(ctx, phase{name: PhaseResume, hint: "the resumed guest did not take the host's time", run: m.syncClock}); err != nil {

@@ -107,6 +107,9 @@ type PhaseError struct {
 	ArtifactsDir string
 	// Elapsed is the time from Start's call to the failure.
 	Elapsed time.Duration
+	// Attempts are earlier attempts that failed before userspace and were
+	// retried (Config.RetryInfra); this error is the last attempt's.
+	Attempts []Attempt
 }
 
 func (e *PhaseError) Error() string {
@@ -127,6 +130,12 @@ func (e *PhaseError) Error() string {
 	}
 	if e.ArtifactsDir != "" {
 		fmt.Fprintf(&b, "\nartifacts: %s", e.ArtifactsDir)
+	}
+	for i, a := range e.Attempts {
+		fmt.Fprintf(&b, "\nearlier attempt %d (retried: failed before userspace) in phase %s: %s", i+1, a.Phase, a.Error)
+		if a.ArtifactsDir != "" {
+			fmt.Fprintf(&b, " (artifacts: %s)", a.ArtifactsDir)
+		}
 	}
 	return b.String()
 }

@@ -12,12 +12,38 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/guestcatalog/guestcatalog/framework/exec"
+	"github.com/guestcatalog/guestcatalog/framework/qemu"
 	"github.com/guestcatalog/guestcatalog/framework/sshx"
 )
 
 // PhaseResume is the phase of a guest resumed from a snapshot: QEMU loads
 // the ready guest's RAM and devices instead of booting.
 const PhaseResume = "resume"
+
+// ErrSavedGuestMismatch is wrapped when a saved guest is not what was
+// saved: its host key is not the pinned one, its disk does not sit on the
+// expected base image or holds no such snapshot. The saved guest must be
+// discarded (and the reason reported), never trusted.
+var ErrSavedGuestMismatch = errors.New("saved guest failed its identity check")
+
+// ResumeFailure says why a resume failed, for the report and the user: an
+// identity check ("identity check failed: …"), or any other reason
+// ("resume failed: …"). ok is false when err is nil.
+func ResumeFailure(err error) (reason string, identity, ok bool) {
+	if err == nil {
+		return "", false, false
+	}
+	msg := err.Error()
+	var pe *PhaseError
+	if errors.As(err, &pe) {
+		msg = fmt.Sprintf("phase %s: %v", pe.Phase, pe.Err)
+	}
+	msg = firstLine(msg)
+	if errors.Is(err, ErrSavedGuestMismatch) {
+		return "identity check failed: " + msg, true, true
+	}
+	return "resume failed: " + msg, false, true
+}
 
 // Resume starts a machine from a ready guest saved with Snapshot instead
 // of booting and provisioning it.
@@ -56,7 +82,7 @@ func (m *Machine) prepareResume(ctx context.Context) (string, error) {
 	}
 	hostSigner, err := ssh.ParsePrivateKey(r.HostKey)
 	if err != nil {
-		return "", fmt.Errorf("resume host key: %w", err)
+		return "", fmt.Errorf("%w: resume host key: %w", ErrSavedGuestMismatch, err)
 	}
 	keyDir := m.rd.File("ssh")
 	if err := os.MkdirAll(keyDir, 0o700); err != nil {
@@ -75,7 +101,49 @@ func (m *Machine) prepareResume(ctx context.Context) (string, error) {
 	if err := copyFile(ctx, r.Seed, m.rd.File(seedName)); err != nil {
 		return "", fmt.Errorf("copying the seed: %w", err)
 	}
+	if err := m.checkSavedDisk(ctx, m.rd.File(overlayName)); err != nil {
+		return "", err
+	}
 	return fmt.Sprintf("resuming snapshot %s of %s (copied in %s)", r.Snapshot, r.Disk, time.Since(start).Round(time.Millisecond)), nil
+}
+
+// checkSavedDisk inspects the copy of a saved disk before QEMU opens it:
+// a qcow2 whose only reference is its backing file, the base image this
+// machine was given (itself inspected like any disk), holding the
+// snapshot to load.
+func (m *Machine) checkSavedDisk(ctx context.Context, disk string) error {
+	base, err := qemu.Inspect(ctx, m.cfg.Image.Disk, m.cfg.Image.Format)
+	if err != nil {
+		return err
+	}
+	info, err := qemu.Info(ctx, disk, qemu.FormatQcow2)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSavedGuestMismatch, err)
+	}
+	wantBase, _ := filepath.Abs(m.cfg.Image.Disk)
+	switch {
+	case info.Format != qemu.FormatQcow2:
+		return fmt.Errorf("%w: %s: format is %q, want qcow2", ErrSavedGuestMismatch, m.cfg.Resume.Disk, info.Format)
+	case info.DataFile() != "":
+		return fmt.Errorf("%w: %w: %s: format-specific.data.data-file is %q", ErrSavedGuestMismatch, qemu.ErrUnsafeImage, m.cfg.Resume.Disk, info.DataFile())
+	case info.BackingFile != wantBase:
+		return fmt.Errorf("%w: %s: backing-filename is %q, want the base image %s", ErrSavedGuestMismatch, m.cfg.Resume.Disk, info.BackingFile, wantBase)
+	case !info.HasSnapshot(m.cfg.Resume.Snapshot):
+		return fmt.Errorf("%w: %s holds no snapshot %q", ErrSavedGuestMismatch, m.cfg.Resume.Disk, m.cfg.Resume.Snapshot)
+	case info.VirtualSize < base.VirtualSize:
+		return fmt.Errorf("%w: %s is smaller than its base image", ErrSavedGuestMismatch, m.cfg.Resume.Disk)
+	}
+	return nil
+}
+
+// waitResumedSSH is waitSSH for a resumed guest: a host key other than the
+// saved one means the saved guest is not what was saved.
+func (m *Machine) waitResumedSSH(ctx context.Context) (string, error) {
+	d, err := m.waitSSH(ctx)
+	if errors.Is(err, sshx.ErrHostKeyMismatch) {
+		return "", fmt.Errorf("%w: %w", ErrSavedGuestMismatch, err)
+	}
+	return d, err
 }
 
 // syncClock sets the resumed guest's clock: it wakes up at the time its

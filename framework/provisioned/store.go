@@ -15,8 +15,10 @@ import (
 	"github.com/gofrs/flock"
 )
 
-// Format versions the entry layout and the way keys are computed.
-const Format = "guestcatalog-provisioned-v1"
+// Format versions the entry layout, the way keys are computed and the
+// device set a snapshot was taken with (v2: x86_64 guests carry a vmgenid
+// device, which a v1 snapshot lacks).
+const Format = "guestcatalog-provisioned-v2"
 
 // File names inside an entry.
 const (

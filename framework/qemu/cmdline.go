@@ -159,6 +159,14 @@ func Cmdline(spec Spec) ([]string, error) {
 		a = append(a, "-netdev", netdev, "-device", dev)
 	}
 	a = append(a, "-device", "virtio-rng-pci")
+	if s.Arch == ArchX8664 {
+		// A VM generation ID, new on every QEMU start (guid=auto, the
+		// GUID is not part of the migration state): a guest resumed from
+		// a snapshot sees it change and reseeds its RNG (Linux
+		// CONFIG_VMGENID), so resumes never share random state. QEMU 7.2
+		// offers the device on x86 only (ACPI); aarch64 virt has none.
+		a = append(a, "-device", "vmgenid,guid=auto")
+	}
 
 	if s.SerialLog != "" {
 		a = append(a, "-chardev", "file,id=serial0,path="+qopt(s.SerialLog), "-serial", "chardev:serial0")

@@ -1,19 +1,47 @@
 package qemu
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/guestcatalog/guestcatalog/framework/exec"
 )
 
 // QemuImg is the qemu-img binary used by this package.
-var QemuImg = "qemu-img"
+const QemuImg = "qemu-img"
+
+// Bounds of one `qemu-img info`: an image is untrusted input (a hostile
+// one may name a data file that never answers, or carry thousands of
+// snapshots).
+const (
+	infoTimeout   = 30 * time.Second
+	infoMaxOutput = 1 << 20
+)
+
+// Disk formats QEMU is given.
+const (
+	FormatQcow2 = "qcow2"
+	FormatRaw   = "raw"
+)
+
+var (
+	// ErrUnsafeImage is wrapped when a disk image refers to other files (a
+	// backing file, an external data file): booting it would read files
+	// of the host into the guest.
+	ErrUnsafeImage = errors.New("unsafe disk image")
+	// ErrFormatMismatch is wrapped when an image is not in the format it
+	// was declared (or expected) to be in.
+	ErrFormatMismatch = errors.New("disk image format mismatch")
+	// ErrUnsupportedFormat is wrapped when an image is neither qcow2 nor raw.
+	ErrUnsupportedFormat = errors.New("unsupported disk image format")
+)
 
 // ImageInfo is what `qemu-img info` says about an image.
 type ImageInfo struct {
@@ -21,11 +49,21 @@ type ImageInfo struct {
 	VirtualSize int64  `json:"virtual-size"`
 	ActualSize  int64  `json:"actual-size"`
 	BackingFile string `json:"backing-filename,omitempty"`
+	// FormatSpecific holds the qcow2 external data file (data-file).
+	FormatSpecific struct {
+		Type string `json:"type"`
+		Data struct {
+			DataFile string `json:"data-file,omitempty"`
+		} `json:"data"`
+	} `json:"format-specific"`
 	// Snapshots are internal snapshots (savevm) stored in a qcow2 image.
 	Snapshots []struct {
 		Name string `json:"name"`
 	} `json:"snapshots,omitempty"`
 }
+
+// DataFile is the qcow2 external data file, "" when none.
+func (i ImageInfo) DataFile() string { return i.FormatSpecific.Data.DataFile }
 
 // HasSnapshot says whether the image holds an internal snapshot name.
 func (i ImageInfo) HasSnapshot(name string) bool {
@@ -37,14 +75,17 @@ func (i ImageInfo) HasSnapshot(name string) bool {
 	return false
 }
 
-// Info runs `qemu-img info --output=json`. The format is probed unless
-// given; -U lets it read an image a running QEMU holds.
+// Info runs `qemu-img info --output=json` (bounded in time and output
+// size). The format is probed unless given; -U lets it read an image a
+// running QEMU holds. Info does not judge the image: Inspect does.
 func Info(ctx context.Context, path, format string) (ImageInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, infoTimeout)
+	defer cancel()
 	args := []string{"info", "-U", "--output=json"}
 	if format != "" {
 		args = append(args, "-f", format)
 	}
-	out, err := runImg(ctx, append(args, path)...)
+	out, err := runImgLimited(ctx, infoMaxOutput, append(args, "--", path)...)
 	if err != nil {
 		return ImageInfo{}, err
 	}
@@ -52,7 +93,40 @@ func Info(ctx context.Context, path, format string) (ImageInfo, error) {
 	if err := json.Unmarshal(out, &info); err != nil {
 		return ImageInfo{}, fmt.Errorf("parsing qemu-img info of %s: %w", path, err)
 	}
+	if info.Format == "" {
+		return ImageInfo{}, fmt.Errorf("qemu-img info of %s named no format", path)
+	}
 	return info, nil
+}
+
+// Inspect is how every disk image is looked at before QEMU opens it: the
+// format is probed (never taken from the caller) and the image refused
+// when it names a backing file or an external data file, or when its
+// format is not want ("" accepts qcow2 or raw).
+func Inspect(ctx context.Context, path, want string) (ImageInfo, error) {
+	info, err := Info(ctx, path, "")
+	if err != nil {
+		return info, fmt.Errorf("inspecting %s: %w", path, err)
+	}
+	return info, info.Check(path, want)
+}
+
+// Check refuses an image that is not a standalone qcow2 or raw file in
+// the format want ("": either). The error names the file and the field.
+func (i ImageInfo) Check(path, want string) error {
+	if i.BackingFile != "" {
+		return fmt.Errorf("%w: %s: backing-filename is %q (a disk image must stand alone: its backing file would be opened on the host)", ErrUnsafeImage, path, i.BackingFile)
+	}
+	if df := i.DataFile(); df != "" {
+		return fmt.Errorf("%w: %s: format-specific.data.data-file is %q (an external data file would be opened on the host)", ErrUnsafeImage, path, df)
+	}
+	switch {
+	case i.Format != FormatQcow2 && i.Format != FormatRaw:
+		return fmt.Errorf("%w: %s: format is %q (want qcow2 or raw)", ErrUnsupportedFormat, path, i.Format)
+	case want != "" && i.Format != want:
+		return fmt.Errorf("%w: %s: format is %q, declared %q", ErrFormatMismatch, path, i.Format, want)
+	}
+	return nil
 }
 
 // CreateOverlay creates a qcow2 overlay backed by base (which is never
@@ -125,15 +199,23 @@ func CreateUEFIVars(ctx context.Context, arch, template, dst string) error {
 }
 
 func runImg(ctx context.Context, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, QemuImg, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = err.Error()
+	return runImgLimited(ctx, 0, args...)
+}
+
+// runImgLimited runs qemu-img through the host runner; maxOutput > 0
+// bounds its output.
+func runImgLimited(ctx context.Context, maxOutput int, args ...string) ([]byte, error) {
+	res, err := (&exec.Host{}).Run(ctx, exec.Cmd{Args: append([]string{QemuImg}, args...), MaxOutput: maxOutput})
+	if err != nil {
+		msg := strings.TrimSpace(string(res.Stderr))
+		if msg == "" || errors.Is(err, exec.ErrOutputLimit) || ctx.Err() != nil {
+			var re *exec.RunError
+			if errors.As(err, &re) && re.Err != nil {
+				return nil, fmt.Errorf("%s %s: %w", QemuImg, strings.Join(args, " "), re.Err)
+			}
+			return nil, err
 		}
 		return nil, fmt.Errorf("%s %s: %s", QemuImg, strings.Join(args, " "), msg)
 	}
-	return stdout.Bytes(), nil
+	return res.Stdout, nil
 }

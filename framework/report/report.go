@@ -59,6 +59,18 @@ type Check struct {
 	Message string  `json:"message,omitempty"`
 }
 
+// Attempt is one start attempt of a flaky template's guest.
+type Attempt struct {
+	// Result is fail (retried, or the last attempt failed) or pass.
+	Result Result `json:"result"`
+	// Phase is the phase that failed ("" when the attempt succeeded).
+	Phase       string  `json:"phase,omitempty"`
+	Error       string  `json:"error,omitempty"`
+	ConsoleTail string  `json:"consoleTail,omitempty"`
+	Artifacts   string  `json:"artifacts,omitempty"`
+	Seconds     float64 `json:"seconds"`
+}
+
 // Template is report.json: the verdict for one template.
 type Template struct {
 	Template      string    `json:"template"`
@@ -76,6 +88,16 @@ type Template struct {
 	Artifacts     string    `json:"artifacts,omitempty"`
 	Started       time.Time `json:"started"`
 	Seconds       float64   `json:"seconds"`
+
+	// issue 11 (c-verified).
+	// ReuseDiscarded says why a saved guest was not reused but discarded
+	// and replaced ("identity check failed: …", "resume failed: …").
+	ReuseDiscarded string `json:"reuseDiscarded,omitempty"`
+	// Flaky is true when the guest's start failed before userspace (a
+	// kernel panic, a firmware stall, QEMU crashing) and was retried;
+	// Attempts then holds every attempt, the last one included.
+	Flaky    bool      `json:"flaky,omitempty"`
+	Attempts []Attempt `json:"attempts,omitempty"`
 }
 
 // Finish derives the template's result from its checks: fail if any check
@@ -152,6 +174,9 @@ func VerdictLine(t *Template) string {
 	s := fmt.Sprintf("%s %s (%.0fs", t.Result.Verdict(), t.Template, t.Seconds)
 	if t.Accelerator != "" {
 		s += ", " + t.Accelerator
+	}
+	if t.Flaky {
+		s += fmt.Sprintf(", flaky: %d attempts", len(t.Attempts))
 	}
 	s += ")"
 	if t.Reason != "" {

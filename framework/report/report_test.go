@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -53,4 +54,25 @@ func TestSummary(t *testing.T) {
 	})
 	assert.False(t, ok)
 	assert.Equal(t, "FAIL a (30s, tcg): docker: run: exit 1\n  artifacts: /tmp/a\nSKIPPED b (1s): no network\n", b.String())
+}
+
+func TestFlakyAndDiscardedAreReported(t *testing.T) {
+	rep := &Template{Template: "debian-13", Result: Pass, Seconds: 90, Accelerator: "tcg", Provisioned: "fresh",
+		ReuseDiscarded: "identity check failed: phase ssh: ssh host key mismatch",
+		Flaky:          true,
+		Attempts: []Attempt{
+			{Result: Fail, Phase: "userspace", Error: "console shows a failure (kernel-panic)", ConsoleTail: "Kernel panic - not syncing: Fatal exception in interrupt", Seconds: 4.6},
+			{Result: Pass, Seconds: 60},
+		}}
+	assert.Equal(t, "PASS debian-13 (90s, tcg, flaky: 2 attempts)", VerdictLine(rep))
+	p := filepath.Join(t.TempDir(), "report.json")
+	require.NoError(t, rep.WriteFile(p))
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"flaky": true`)
+	assert.Contains(t, string(b), `"reuseDiscarded": "identity check failed: phase ssh: ssh host key mismatch"`)
+	assert.Contains(t, string(b), `"consoleTail": "Kernel panic - not syncing: Fatal exception in interrupt"`)
+	back, err := ReadFile(p)
+	require.NoError(t, err)
+	assert.Equal(t, rep.Attempts, back.Attempts)
 }

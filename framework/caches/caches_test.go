@@ -1,0 +1,157 @@
+package caches
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/framework/download"
+	"github.com/guestcatalog/guestcatalog/framework/imagebuild"
+	"github.com/guestcatalog/guestcatalog/framework/provisioned"
+	"github.com/guestcatalog/guestcatalog/framework/qemu/qemutest"
+)
+
+func qemuImg(t *testing.T, args ...string) {
+	t.Helper()
+	out, err := exec.Command("qemu-img", args...).CombinedOutput()
+	require.NoError(t, err, string(out))
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// fill makes one entry of each kind under root: a verified download, a
+// built image (a real qcow2) and a saved guest (a qcow2 overlay on the
+// image with an internal snapshot).
+func fill(t *testing.T, root string) (imageDir, savedDir string) {
+	t.Helper()
+	qemutest.RequireTools(t, "qemu-img")
+	body := []byte("a cloud image, or so it says")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	t.Cleanup(srv.Close)
+	dc, err := download.New(download.WithCacheDir(root))
+	require.NoError(t, err)
+	_, err = dc.Fetch(context.Background(), srv.URL+"/cloud.qcow2", sha(body))
+	require.NoError(t, err)
+
+	imageDir = imagebuild.EntryDir(root, "0123456789abcdef")
+	require.NoError(t, os.MkdirAll(imageDir, 0o755))
+	disk := filepath.Join(imageDir, imagebuild.DiskFile)
+	qemuImg(t, "create", "-q", "-f", "qcow2", disk, "16M")
+	b, err := os.ReadFile(disk)
+	require.NoError(t, err)
+	for _, f := range []string{imagebuild.KernelFile, imagebuild.InitrdFile} {
+		require.NoError(t, os.WriteFile(filepath.Join(imageDir, f), []byte(f), 0o644))
+	}
+	meta, err := json.Marshal(imagebuild.Meta{Key: "0123456789abcdef", BuilderVersion: imagebuild.BuilderVersion,
+		Recipe: catalog.BuildRecipe{Suite: "trixie"}, Plan: imagebuild.Plan{Arch: "x86_64"}, Digest: sha(b)})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(imageDir, imagebuild.MetaFile), meta, 0o644))
+
+	st, err := provisioned.Open(root)
+	require.NoError(t, err)
+	stg, err := st.Stage()
+	require.NoError(t, err)
+	qemuImg(t, "create", "-q", "-f", "qcow2", "-b", disk, "-F", "qcow2", stg.Path(provisioned.FileDisk))
+	qemuImg(t, "snapshot", "-c", provisioned.SnapshotName, stg.Path(provisioned.FileDisk))
+	for _, f := range []string{provisioned.FileClientKey, provisioned.FileHostKey, provisioned.FileSeed} {
+		require.NoError(t, os.WriteFile(stg.Path(f), []byte(f), 0o600))
+	}
+	e, err := stg.Commit(provisioned.Meta{Key: "k1", Template: "debian-13-docker", Image: "build:trixie", Base: disk, Snapshot: provisioned.SnapshotName})
+	require.NoError(t, err)
+	return imageDir, e.Dir
+}
+
+// On main, `cache ls|prune|verify` saw <cache>/downloads only: built
+// images and saved guests were invisible to them.
+func TestListPruneVerifyCoverEveryKind(t *testing.T) {
+	root := t.TempDir()
+	imageDir, savedDir := fill(t, root)
+	c, err := Open(root)
+	require.NoError(t, err)
+	entries, err := c.List()
+	require.NoError(t, err)
+	require.Len(t, entries, 3)
+	assert.Equal(t, KindDownload, entries[0].Kind)
+	assert.Equal(t, KindImage, entries[1].Kind)
+	assert.Equal(t, "build:trixie/x86_64 0123456789abcdef", entries[1].Name)
+	assert.Equal(t, KindProvisioned, entries[2].Kind)
+	assert.Equal(t, "debian-13-docker", entries[2].Name)
+	for _, e := range entries {
+		assert.Positive(t, e.DiskUsage, e.Name)
+		assert.WithinDuration(t, time.Now(), e.LastUsed, time.Minute, e.Name)
+	}
+
+	// Everything is sound.
+	res, err := c.Verify(context.Background())
+	require.NoError(t, err)
+	require.Len(t, res, 3)
+	for _, r := range res {
+		assert.NoError(t, r.Err, r.Entry.Name)
+	}
+
+	// Prune by kind and age: the saved guest was last used 10 days ago.
+	old := time.Now().Add(-240 * time.Hour)
+	require.NoError(t, os.Chtimes(filepath.Join(savedDir, provisioned.FileMeta), old, old))
+	require.NoError(t, os.Chtimes(filepath.Join(imageDir, imagebuild.MetaFile), old, old))
+	rep, err := c.Prune(context.Background(), PruneOptions{Kinds: []Kind{KindProvisioned}, OlderThan: 168 * time.Hour})
+	require.NoError(t, err)
+	require.Len(t, rep.Removed, 1)
+	assert.Equal(t, KindProvisioned, rep.Removed[0].Kind)
+	assert.NoDirExists(t, savedDir)
+	assert.DirExists(t, imageDir, "another kind is not pruned")
+
+	// A built image in use (its build lock held) is kept.
+	unlock, ok := c.tryLock(Entry{Kind: KindImage, Dir: imageDir})
+	require.True(t, ok)
+	rep, err = c.Prune(context.Background(), PruneOptions{Kinds: []Kind{KindImage}, All: true})
+	require.NoError(t, err)
+	assert.Empty(t, rep.Removed)
+	require.Len(t, rep.InUse, 1)
+	unlock()
+
+	// A built image whose disk changed fails verification and is removed.
+	f, err := os.OpenFile(filepath.Join(imageDir, imagebuild.DiskFile), os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.Write([]byte("tampered"))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	res, err = c.Verify(context.Background(), KindImage)
+	require.NoError(t, err)
+	require.Len(t, res, 1)
+	assert.ErrorIs(t, res[0].Err, download.ErrDigestMismatch)
+	assert.NoDirExists(t, imageDir)
+
+	// --all over every kind empties the cache.
+	rep, err = c.Prune(context.Background(), PruneOptions{All: true})
+	require.NoError(t, err)
+	assert.Len(t, rep.Removed, 1, "the download")
+	entries, err = c.List()
+	require.NoError(t, err)
+	assert.Empty(t, entries)
+}
+
+func TestParseKinds(t *testing.T) {
+	k, err := ParseKinds(nil)
+	require.NoError(t, err)
+	assert.Equal(t, Kinds(), k)
+	k, err = ParseKinds([]string{"images,provisioned", "image"})
+	require.NoError(t, err)
+	assert.Equal(t, []Kind{KindImage, KindProvisioned}, k)
+	_, err = ParseKinds([]string{"overlays"})
+	assert.ErrorContains(t, err, `unknown cache kind "overlays"`)
+}
