@@ -59,7 +59,7 @@ func (c *checker) bounds(t *Template) {
 	}
 	for _, k := range slices.Sorted(maps.Keys(t.Env)) {
 		f := childPath("env", k)
-		if why, ok := ReservedEnv(k); ok && !strings.HasPrefix(k, "PARAM_") && varName.MatchString(k) {
+		if why, ok := ReservedEnv(k); ok && !strings.HasPrefix(k, "PARAM_") && ValidEnvName(k) {
 			c.errf(f, "%s is reserved: %s", k, why)
 		}
 		c.value(f, t.Env[k])
