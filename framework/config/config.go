@@ -31,6 +31,8 @@ const (
 	EnvReuse         = "GUESTCATALOG_REUSE"
 	EnvIntervals     = intervals.EnvFile
 	EnvFailOnSkip    = "GUESTCATALOG_FAIL_ON_SKIP"
+	// EnvImagesBaseURL is `catalog images --base-url`.
+	EnvImagesBaseURL = "GUESTCATALOG_IMAGES_BASE_URL"
 )
 
 // Lookup reads one environment variable.
@@ -132,6 +134,17 @@ func DefaultCacheDir(env Lookup) (string, error) {
 // variables above) and validates it; every problem is reported at once,
 // each naming its variable.
 func FromEnv(environ Env) (Config, error) {
+	c, err := Parse(environ)
+	if c.CacheDir == "" {
+		return c, err // no usable defaults
+	}
+	return c, errors.Join(err, c.validate(envNames))
+}
+
+// Parse reads the environment like FromEnv but checks only what cannot be
+// stored (a boolean that is not one); the CLI applies its flags over the
+// result and then calls Validate, so a flag can correct the environment.
+func Parse(environ Env) (Config, error) {
 	env := environ.Lookup
 	c, err := Default(env)
 	if err != nil {
@@ -178,9 +191,6 @@ func FromEnv(environ Env) (Config, error) {
 			}
 			c.IntervalEnv[k] = v
 		}
-	}
-	if err := c.validate(envNames); err != nil {
-		errs = append(errs, err)
 	}
 	return c, errors.Join(errs...)
 }
