@@ -64,6 +64,8 @@ type app struct {
 	verbose   bool
 	catalogs  []string
 	noBuiltin bool
+
+	self string // the executable verify --parallel runs (tests: a stand-in)
 }
 
 // Run runs the catalog command line args (without the program name) and
@@ -151,6 +153,7 @@ built-in ones for every command.
 // when called alone and refuse an unknown subcommand (exit 2): cobra would
 // print the help and exit 0 for `catalog cache lss`.
 func groupCmd(c *cobra.Command) {
+	c.SuggestionsMinimumDistance = 2
 	c.Args = func(cmd *cobra.Command, args []string) error {
 		if len(args) == 0 {
 			return nil

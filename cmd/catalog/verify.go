@@ -307,9 +307,12 @@ func (t *failT) Fail() { t.failed = true }
 // (and no more than the host's free memory holds), and merges their reports.
 func (a *app) verifyParallel(ctx context.Context, out io.Writer, o verifyOptions, p *verifyPlan) error {
 	names := p.names
-	self, err := os.Executable()
-	if err != nil {
-		return err
+	self := a.self
+	if self == "" {
+		var err error
+		if self, err = os.Executable(); err != nil {
+			return err
+		}
 	}
 	n := min(o.parallel, len(names), runtime.NumCPU())
 	if mem, err := memAvailable(); err == nil && mem > 0 {
@@ -333,6 +336,7 @@ func (a *app) verifyParallel(ctx context.Context, out io.Writer, o verifyOptions
 	}
 	reportDir := p.cfg.ReportDir
 	if reportDir == "" {
+		var err error
 		reportDir, err = os.MkdirTemp("", "guestcatalog-reports-")
 		if err != nil {
 			return err
