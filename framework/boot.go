@@ -74,6 +74,7 @@ func (r *Run) Boot(ctx SpecContext, name string) *Guest {
 		Intervals:     ivals,
 		Logger:        logger,
 		KeepOnFailure: cfg.KeepOnFailure,
+		RunRoot:       cfg.RunRoot,
 	}
 	m, err := startMachine(ctx, cfg, t, img, mcfg, rep)
 	if m != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/guestcatalog/guestcatalog/framework/config"
 	"github.com/guestcatalog/guestcatalog/framework/intervals"
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
 )
@@ -102,7 +103,7 @@ func (a *app) doctorCacheDir() string {
 
 func (a *app) runDoctor(ctx context.Context, o doctorOptions, stderr io.Writer) doctorReport {
 	arch := qemu.HostArch()
-	rep := doctorReport{Arch: arch, CacheDir: a.doctorCacheDir(), RunRoot: qemu.DefaultRunRoot(), Versions: map[string]string{}}
+	rep := doctorReport{Arch: arch, CacheDir: a.doctorCacheDir(), RunRoot: a.envCfg.RunRoot, Versions: map[string]string{}}
 	add := func(c doctorCheck) { rep.Checks = append(rep.Checks, c) }
 	qemuPkg := "qemu-system-x86"
 	if arch == qemu.ArchAarch64 {
@@ -182,6 +183,9 @@ func (a *app) acceleratorCheck(ctx context.Context, o doctorOptions, arch string
 		return c
 	}
 	kernel := o.kernel
+	if kernel == "" {
+		kernel, _ = a.env.Lookup(config.EnvProbeKernel)
+	}
 	if kernel == "" {
 		kernel = qemu.FindProbeKernel(rep.CacheDir)
 	}

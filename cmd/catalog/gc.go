@@ -47,7 +47,7 @@ context ends and dies with its parent (Pdeathsig).`,
 	f := cmd.Flags()
 	f.BoolVar(&dryRun, "dry-run", false, "say what would be removed and killed; change nothing")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
-	f.StringVar(&runRoot, "run-root", qemu.DefaultRunRoot(), "directory holding the run dirs (env "+qemu.EnvRunRoot+")")
+	f.StringVar(&runRoot, "run-root", a.envCfg.RunRoot, "directory holding the run dirs (env "+qemu.EnvRunRoot+")")
 	return cmd
 }
 

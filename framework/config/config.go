@@ -31,6 +31,9 @@ const (
 	EnvReuse         = "GUESTCATALOG_REUSE"
 	EnvIntervals     = intervals.EnvFile
 	EnvFailOnSkip    = "GUESTCATALOG_FAIL_ON_SKIP"
+	EnvRunRoot       = qemu.EnvRunRoot
+	// EnvProbeKernel is the kernel `catalog doctor` probes with.
+	EnvProbeKernel = qemu.EnvProbeKernel
 	// EnvImagesBaseURL is `catalog images --base-url`.
 	EnvImagesBaseURL = "GUESTCATALOG_IMAGES_BASE_URL"
 )
@@ -88,6 +91,10 @@ type Config struct {
 	FailOnSkip bool
 	// IntervalEnv are GUESTCATALOG_INTERVAL_* overrides (name → value).
 	IntervalEnv map[string]string
+	// RunRoot holds the run directories of QEMU (sockets, overlays):
+	// $GUESTCATALOG_RUNTIME_DIR, else $XDG_RUNTIME_DIR/guestcatalog, else
+	// qemu.DefaultRunRoot().
+	RunRoot string
 }
 
 // Arches a run may verify.
@@ -106,7 +113,13 @@ func Default(env Lookup) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	runRoot, _ := env("XDG_RUNTIME_DIR")
+	runRoot = qemu.RunRootIn(runRoot)
+	if v, ok := env(EnvRunRoot); ok && v != "" {
+		runRoot = v
+	}
 	return Config{
+		RunRoot:      runRoot,
 		Accel:        qemu.AccelAuto,
 		Arch:         catalog.HostArch(),
 		CacheDir:     cache,

@@ -64,6 +64,7 @@ func TestFromEnvReadsEveryVariable(t *testing.T) {
 		EnvIntervals, ivals,
 		EnvFailOnSkip, "1",
 		"GUESTCATALOG_INTERVAL_ENGINE", "9m",
+		EnvRunRoot, "/rt",
 	))
 	require.NoError(t, err)
 	require.Equal(t, Config{
@@ -71,6 +72,7 @@ func TestFromEnvReadsEveryVariable(t *testing.T) {
 		Arch: "aarch64", Tier: "nightly", CacheDir: "/c", Mirrors: []string{"https://a/=http://b/"},
 		ArtifactsDir: "/art", ReportDir: "/rep", KeepOnFailure: true, Reuse: false,
 		IntervalsFile: ivals, FailOnSkip: true, IntervalEnv: map[string]string{"GUESTCATALOG_INTERVAL_ENGINE": "9m"},
+		RunRoot: "/rt",
 	}, c)
 	s, err := c.Intervals()
 	require.NoError(t, err)

@@ -59,6 +59,8 @@ type Config struct {
 	// KeepOnFailure leaves a guest that failed to become ready running
 	// (Start returns it with the error; the error says how to log in).
 	KeepOnFailure bool
+	// RunRoot is where the run directory is made ("" : qemu.DefaultRunRoot()).
+	RunRoot string
 	// KeepRunDir keeps the run directory (overlay, seed, sockets) on Close.
 	KeepRunDir bool
 	// Name identifies the machine (run dir, logs); default the template
