@@ -209,7 +209,7 @@ func (r *Run) BootTimeout(t *catalog.Template) time.Duration {
 		total += r.Interval(n)
 	}
 	for _, p := range t.Probes {
-		d, err := r.ivals.Resolve(orDefault(p.Timeout, "default/probe"), r.policyAccel())
+		d, err := machine.ProbeBudget(r.ivals, p, r.policyAccel())
 		if err != nil {
 			d = r.Interval("default/probe")
 		}
@@ -219,24 +219,14 @@ func (r *Run) BootTimeout(t *catalog.Template) time.Duration {
 	return total + r.Interval("accel/kvm-stall")
 }
 
-func orDefault(s, d string) string {
-	if s == "" || s == "probe" {
-		return d
-	}
-	return s
-}
-
 // LoadCatalog loads the catalog a config names: the built-in one (unless
 // NoBuiltin) with the config's files and directories layered over it.
 func LoadCatalog(ctx context.Context, cfg config.Config) (*catalog.Catalog, error) {
-	// TODO(merge b-catalog): catalog.Load(ctx, catalog.WithPaths(...), catalog.WithoutBuiltin()).
+	opts := []catalog.LoadOption{catalog.WithPaths(cfg.Catalogs...)}
 	if cfg.NoBuiltin {
-		return nil, fmt.Errorf("--no-builtin needs the layered catalog loader (branch b-catalog)")
+		opts = append(opts, catalog.WithoutBuiltin())
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	c, err := catalog.LoadFiles(cfg.Catalogs...)
+	c, err := catalog.Load(ctx, opts...)
 	if err != nil && c == nil {
 		return nil, fmt.Errorf("loading the catalog: %w", err)
 	}

@@ -49,7 +49,7 @@ func (a *app) loadCatalog(ctx context.Context, extra ...string) (*catalog.Catalo
 		}
 		return nil, err
 	}
-	for _, s := range shadowed(c) {
+	for _, s := range c.Shadowed() {
 		fmt.Fprintf(a.streams.ErrOut, "catalog: %s from %s replaces the built-in %s\n", s.Name, s.Source, s.Builtin)
 	}
 	return c, nil
@@ -79,7 +79,7 @@ func (a *app) templateArgs(ctx context.Context, args []string, opts ...catalog.R
 		}
 		from := []string{arg}
 		if isPath(arg) {
-			if from = templatesIn(c, arg); len(from) == 0 {
+			if from = c.TemplatesIn(arg); len(from) == 0 {
 				errs = append(errs, fmt.Errorf("%s: no template in it (fragments are used through base:)", arg))
 				continue
 			}

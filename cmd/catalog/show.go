@@ -75,7 +75,7 @@ func (a *app) runShow(ctx context.Context, out, errOut io.Writer, name string, p
 		opts = append(opts, catalog.WithParams(params))
 	}
 	if isPath(name) {
-		names := templatesIn(c, name)
+		names := c.TemplatesIn(name)
 		if len(names) != 1 {
 			return usagef("%s holds %d templates; show prints one (name it)", name, len(names))
 		}
