@@ -174,7 +174,9 @@ type options struct {
 	detector  func(ctx context.Context, path string) (*DiskInfo, error)
 }
 
-// WithOffline considers build entries only: nothing is downloaded.
+// WithOffline downloads nothing: a URL entry is used only when the cache
+// holds its download, verified against the entry's digest (pull on a
+// connected machine, copy the cache); build entries are built as always.
 func WithOffline() Option {
 	return func(o *options) error { o.offline = true; return nil }
 }
@@ -259,9 +261,6 @@ func newOptions(opts []Option) (*options, error) {
 		if err := opt(o); err != nil {
 			return nil, fmt.Errorf("image option: %w", err)
 		}
-	}
-	if o.cacheDir == "" {
-		return nil, errors.New("image: no cache directory (WithCacheDir; framework/config.DefaultCacheDir)")
 	}
 	return o, nil
 }
@@ -349,8 +348,9 @@ func Resolve(ctx context.Context, t *catalog.Template, arch string, opts ...Opti
 				continue
 			}
 		case im.Location != "":
-			if o.offline {
-				skip(i, im.Location, errors.New("offline: downloads are disabled"))
+			if o.offline && im.Digest == "" {
+				// Nothing to verify a cached copy against.
+				skip(i, im.Location, fmt.Errorf("%w: no digest to verify a cached copy with", download.ErrOffline))
 				continue
 			}
 			a, err = o.fetch(ctx, im)
@@ -405,6 +405,9 @@ func (o *options) fetch(ctx context.Context, im catalog.Image) (*Artifact, error
 	var fopts []download.Option
 	if im.Digest == "" {
 		fopts = append(fopts, download.WithoutDigest())
+	}
+	if o.offline {
+		fopts = append(fopts, download.WithOffline()) // the cache or nothing
 	}
 	r, err := f.Fetch(ctx, im.Location, im.Digest, fopts...)
 	if err != nil {
