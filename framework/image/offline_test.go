@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -91,4 +90,3 @@ images:
 	assert.Contains(t, reason, "not in the cache")
 	assert.Equal(t, 1, requests)
 }
-
