@@ -127,9 +127,12 @@ func f() { _ = os.Getenv("A"); _, _ = os.LookupEnv("B"); _ = sys.Environ() }`
 //   - it declares sentinel errors: each name starts with Err or err and each
 //     value is errors.New(...), fmt.Errorf(...) or another package's Err*
 //     (var ErrX = other.ErrX);
-//   - it carries a //go:embed directive (data the compiler fills in).
+//   - it carries a //go:embed directive (data the compiler fills in);
+//   - its value is regexp.MustCompile(...): a compiled *regexp.Regexp is
+//     safe for concurrent use and nothing in this module configures one
+//     after compilation (its only mutator, Longest, is never called).
 //
-// Anything else — tables, regexps, flags, test hooks — is a const, a
+// Anything else — tables, patterns, flags, test hooks — is a const, a
 // function returning a fresh value, or a field.
 func packageState(fset *token.FileSet, f *ast.File) []string {
 	var out []string
@@ -174,6 +177,13 @@ func allowedVar(gd *ast.GenDecl, vs *ast.ValueSpec) bool {
 	if len(vs.Values) != len(vs.Names) {
 		return false
 	}
+	compiled := true
+	for _, v := range vs.Values {
+		compiled = compiled && isCall(v, "regexp", "MustCompile")
+	}
+	if compiled {
+		return true
+	}
 	for i, n := range vs.Names {
 		if !strings.HasPrefix(n.Name, "Err") && !strings.HasPrefix(n.Name, "err") {
 			return false
@@ -183,6 +193,20 @@ func allowedVar(gd *ast.GenDecl, vs *ast.ValueSpec) bool {
 		}
 	}
 	return true
+}
+
+// isCall says whether e is a call of pkg.name(...).
+func isCall(e ast.Expr, pkg, name string) bool {
+	call, ok := e.(*ast.CallExpr)
+	if !ok {
+		return false
+	}
+	sel, ok := call.Fun.(*ast.SelectorExpr)
+	if !ok {
+		return false
+	}
+	id, ok := sel.X.(*ast.Ident)
+	return ok && id.Name == pkg && sel.Sel.Name == name
 }
 
 // sentinel: errors.New(...), fmt.Errorf(...) or pkg.ErrX.
@@ -234,6 +258,7 @@ var (
 	table = []string{"a"}
 )
 var ErrD = makeErr()
+var pattern = Pattern{Re: regexp.MustCompile("x")}
 `
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, "x.go", src, parser.ParseComments)
@@ -242,5 +267,20 @@ var ErrD = makeErr()
 	for _, s := range packageState(fset, f) {
 		names = append(names, s[strings.LastIndex(s, " ")+1:])
 	}
-	require.Equal(t, []string{"re", "count", "table", "ErrD"}, names)
+	require.Equal(t, []string{"count", "table", "ErrD", "pattern"}, names)
+}
+
+// TestLongestIsNeverCalled keeps the premise of the regexp exception.
+func TestLongestIsNeverCalled(t *testing.T) {
+	for _, p := range listPackages(t) {
+		for _, name := range p.GoFiles {
+			fset, f := parseFile(t, filepath.Join(p.Dir, name))
+			ast.Inspect(f, func(n ast.Node) bool {
+				if sel, ok := n.(*ast.SelectorExpr); ok && sel.Sel.Name == "Longest" {
+					t.Errorf("%s: (*regexp.Regexp).Longest mutates a shared regexp", fset.Position(sel.Pos()))
+				}
+				return true
+			})
+		}
+	}
 }

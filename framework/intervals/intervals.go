@@ -42,7 +42,9 @@ var defaultsYAML []byte
 // DefaultsYAML returns the embedded defaults file, for documentation.
 func DefaultsYAML() []byte { return slices.Clone(defaultsYAML) }
 
-var accels = []string{AccelKVM, AccelTCG, AccelHVF}
+func accels() []string {
+	return []string{AccelKVM, AccelTCG, AccelHVF}
+}
 
 // entry is one interval after parsing.
 type entry struct {
@@ -135,8 +137,8 @@ func (s *Set) Get(name, accel string) (time.Duration, error) {
 	if !ok {
 		return 0, fmt.Errorf("interval %q: %w (known: %s)", name, ErrUnknown, strings.Join(s.Names(), ", "))
 	}
-	if accel != "" && !slices.Contains(accels, accel) {
-		return 0, fmt.Errorf("interval %q: unknown accelerator %q (want one of %s)", name, accel, strings.Join(accels, ", "))
+	if accel != "" && !slices.Contains(accels(), accel) {
+		return 0, fmt.Errorf("interval %q: unknown accelerator %q (want one of %s)", name, accel, strings.Join(accels(), ", "))
 	}
 	if e.final != nil {
 		return *e.final, nil
@@ -237,8 +239,8 @@ func parse(b []byte, source string, base *Set) (*Set, error) {
 	for _, a := range slices.Sorted(maps.Keys(f.Scale)) {
 		v := f.Scale[a]
 		switch {
-		case !slices.Contains(accels, a):
-			errs = append(errs, fmt.Errorf("%s: scale.%s: unknown accelerator (want one of %s)", source, a, strings.Join(accels, ", ")))
+		case !slices.Contains(accels(), a):
+			errs = append(errs, fmt.Errorf("%s: scale.%s: unknown accelerator (want one of %s)", source, a, strings.Join(accels(), ", ")))
 		case v <= 0:
 			errs = append(errs, fmt.Errorf("%s: scale.%s: must be positive, got %v", source, a, v))
 		default:
@@ -331,7 +333,7 @@ func (s *Set) applyEnv(env map[string]string) error {
 			a := strings.ToLower(strings.TrimPrefix(k, EnvScalePrefix))
 			f, err := strconv.ParseFloat(v, 64)
 			switch {
-			case !slices.Contains(accels, a):
+			case !slices.Contains(accels(), a):
 				errs = append(errs, fmt.Errorf("%s: unknown accelerator %q", k, a))
 			case err != nil || f <= 0:
 				errs = append(errs, fmt.Errorf("%s: want a positive number, got %q", k, v))

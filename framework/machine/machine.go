@@ -85,8 +85,8 @@ type Config struct {
 	onLaunch func(*Machine)
 }
 
-// Machine is a started guest. Close it (idempotent); CloseAll closes every
-// machine still open.
+// Machine is a started guest. Close it (idempotent); its QEMU also dies
+// with the process that started it (Pdeathsig).
 type Machine struct {
 	cfg       Config
 	name      string
@@ -136,7 +136,6 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	register(m)
 	// While Start runs, its ctx bounds the machine; afterwards only Close.
 	m.life, m.lifeCancel = context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, m.lifeCancel)
@@ -251,10 +250,10 @@ func (m *Machine) start(ctx context.Context) error {
 	boot := []phase{
 		{name: PhaseKernel, deadline: m.bootStart.Add(get(IntervalKernel)),
 			hint: kernelHint(m.cfg.Image),
-			run:  consolePhase(m.mon, console.KernelStarted.Name)},
+			run:  consolePhase(m.mon, console.KernelStarted().Name)},
 		{name: PhaseUserspace, deadline: m.bootStart.Add(get(IntervalUserspace)),
 			hint: "the kernel started but init did not: check root= in the kernel command line (" + m.cfg.Image.Append + "), the initrd's drivers for the root disk, and the console lines above",
-			run:  consolePhase(m.mon, initStarted.Name)},
+			run:  consolePhase(m.mon, initStarted().Name)},
 		{name: PhaseSSH, deadline: m.bootStart.Add(get(IntervalSSH)),
 			hint: "sshd did not accept the pinned host key and client key: check the guest network (cloud-init network-config, DHCP), that cloud-init ran (NoCloud seed found, ssh_keys installed) and sshd's state in journal.txt",
 			run:  m.waitSSH},
@@ -491,7 +490,7 @@ func (m *Machine) collect(ctx context.Context) {
 // several goroutines.
 func (m *Machine) Close(ctx context.Context) error {
 	m.closeOnce.Do(func() {
-		defer unregister(m)
+
 		var errs []error
 		m.collect(ctx)
 		if m.ssh != nil {

@@ -22,7 +22,7 @@ const (
 )
 
 // KVMDevice is the KVM device node.
-var KVMDevice = "/dev/kvm"
+const KVMDevice = "/dev/kvm"
 
 // KVMUsable says whether KVM can possibly run a guest of arch here:
 // same arch as the host, /dev/kvm opens read-write, KVM_GET_API_VERSION
@@ -88,7 +88,7 @@ func ResolveAccel(accel string) (string, error) {
 // auto, kvm or tcg ("" : auto); spec.Accel is
 // ignored. kvm and tcg are used as they are. auto tries KVM where it can
 // work (KVMUsable) and keeps it only if the guest's console shows kernel
-// progress (console.KernelStarted) within interval accel/kvm-stall; if
+// progress (console.KernelStarted()) within interval accel/kvm-stall; if
 // QEMU exits or the console stalls, that QEMU is killed, its logs are
 // kept as serial-kvm.log and qemu-kvm.log, and the same spec is started
 // under TCG. A spec that resumes a snapshot (LoadVM) is not judged by its
@@ -165,7 +165,7 @@ func Launch(ctx context.Context, spec Spec, accel string, opts ...Option) (*Inst
 		wctx, cancel := context.WithTimeout(ctx, stall)
 		m, werr := console.Wait(wctx, console.WaitInput{
 			Path: inst.SerialLog(),
-			Want: []console.Pattern{console.KernelStarted},
+			Want: []console.Pattern{console.KernelStarted()},
 			Fail: []console.Pattern{},
 			Options: []console.FollowOption{
 				console.WithStop(inst.Exited()),

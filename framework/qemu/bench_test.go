@@ -40,15 +40,15 @@ func BenchmarkTCGBoot(b *testing.B) {
 				}
 				seen := map[string]bool{}
 				for m := range console.WatchWith(b.Context(), inst.SerialLog(), []console.FollowOption{console.WithStop(inst.Exited())},
-					console.KernelStarted, console.Userspace, done) {
+					console.KernelStarted(), console.Userspace(), done) {
 					if seen[m.Pattern.Name] {
 						continue
 					}
 					seen[m.Pattern.Name] = true
 					switch m.Pattern.Name {
-					case console.KernelStarted.Name:
+					case console.KernelStarted().Name:
 						kernel += time.Since(t0)
-					case console.Userspace.Name:
+					case console.Userspace().Name:
 						user += time.Since(t0)
 					case done.Name:
 						work += time.Since(t0)

@@ -231,17 +231,16 @@ func TestIntegrationRetriesWhenAFreePortIsTaken(t *testing.T) {
 	defer l.Close()
 	taken := l.Addr().(*net.TCPAddr).Port
 	calls := 0
-	freePort = func() (int, error) {
+	freePort := func() (int, error) {
 		calls++
 		if calls == 1 {
 			return taken, nil // another process got there first
 		}
 		return FreePort()
 	}
-	defer func() { freePort = FreePort }()
 	spec := kernelSpec(t, idleInit)
 	spec.Forwards = []Forward{{GuestPort: 22}}
-	inst, err := Start(t.Context(), spec, WithRunRoot(testRoot(t)))
+	inst, err := Start(t.Context(), spec, WithRunRoot(testRoot(t)), withFreePort(freePort))
 	require.NoError(t, err)
 	defer inst.Shutdown(context.Background(), 0)
 	assert.Equal(t, 2, calls)
