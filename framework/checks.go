@@ -42,7 +42,8 @@ func EvaluateCheck(c catalog.Check, res gexec.Result, runErr error) error {
 	if len(problems) == 0 {
 		return nil
 	}
-	msg := fmt.Sprintf("check %q failed:\n  %s", c.Name, strings.Join(problems, "\n  "))
+	// One line first (the CLI shows it under the FAIL line), details after.
+	msg := fmt.Sprintf("check %q failed: %s", c.Name, strings.Join(problems, "; "))
 	// The other stream helps to tell why (a command's error message).
 	if c.Stderr == nil && len(res.Stderr) > 0 {
 		msg += "\n  stderr was: " + quoteOutput(res.Stderr)

@@ -33,7 +33,7 @@ func TestEvaluateCheck(t *testing.T) {
 		want   []string // "" = passes
 	}{
 		"passes":          {hello, 0, "Hello, world\n", "", nil},
-		"exit code":       {hello, 3, "Hello\n", "boom\n", []string{`check "hello greets" failed:`, "exit code: expected 0, got 3", `stderr was: "boom\n"`}},
+		"exit code":       {hello, 3, "Hello\n", "boom\n", []string{`check "hello greets" failed: exit code: expected 0, got 3`, `stderr was: "boom\n"`}},
 		"expected exit":   {catalog.Check{Name: "false fails", Run: "false", ExitCode: ptr(1)}, 1, "", "", nil},
 		"wrong nonzero":   {catalog.Check{Name: "e", Run: "x", ExitCode: ptr(2)}, 0, "", "", []string{"exit code: expected 2, got 0"}},
 		"contains":        {hello, 0, "Goodbye\n", "", []string{`stdout: expected output that contains "Hello", got "Goodbye\n"`}},

@@ -120,9 +120,11 @@ func (r *Run) Resolve(name string) (*catalog.Template, error) {
 }
 
 // Selected returns the templates of one engine ("" = distros alone) the run
-// verifies: those named in the config, else every template of the catalog
-// (of the config's tier, if set). engine "*" selects templates whose engine
-// no shipped suite covers (see Covered).
+// verifies: those named in the config; else, when the config layers
+// catalogs of its own, the templates in those (GUESTCATALOG_CATALOG=dir go
+// test ./suites/... verifies that directory); else every template of the
+// catalog. The config's tier, if set, narrows the last two. engine
+// AnyOtherEngine selects templates whose engine has no suite of its own.
 func (r *Run) Selected(engine string) ([]string, error) {
 	var names []string
 	match := func(t *catalog.Template) bool {
@@ -143,8 +145,17 @@ func (r *Run) Selected(engine string) ([]string, error) {
 			}
 		}
 	} else {
+		var own map[string]bool
+		if len(r.cfg.Catalogs) > 0 {
+			own = map[string]bool{}
+			for _, p := range r.cfg.Catalogs {
+				for _, n := range r.cat.TemplatesIn(p) {
+					own[n] = true
+				}
+			}
+		}
 		for _, t := range r.cat.Templates() {
-			if match(t) && (r.cfg.Tier == "" || t.Tier == r.cfg.Tier) {
+			if match(t) && (r.cfg.Tier == "" || t.Tier == r.cfg.Tier) && (own == nil || own[t.Name]) {
 				names = append(names, t.Name)
 			}
 		}

@@ -50,7 +50,7 @@ func (a *app) loadCatalog(ctx context.Context, extra ...string) (*catalog.Catalo
 		return nil, err
 	}
 	for _, s := range c.Shadowed() {
-		fmt.Fprintf(a.streams.ErrOut, "catalog: %s from %s replaces the built-in %s\n", s.Name, s.Source, s.Builtin)
+		fmt.Fprintf(a.streams.ErrOut, "catalog: %s from %s replaces the built-in one (%s)\n", s.Name, s.Source, s.Builtin)
 	}
 	return c, nil
 }
