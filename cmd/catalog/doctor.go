@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/guestcatalog/guestcatalog/catalog"
 	"io"
 	"log/slog"
 	"os"
@@ -102,7 +103,7 @@ func (a *app) doctorCacheDir() string {
 }
 
 func (a *app) runDoctor(ctx context.Context, o doctorOptions, stderr io.Writer) doctorReport {
-	arch := qemu.HostArch()
+	arch := catalog.HostArch()
 	rep := doctorReport{Arch: arch, CacheDir: a.doctorCacheDir(), RunRoot: a.envCfg.RunRoot, Versions: map[string]string{}}
 	add := func(c doctorCheck) { rep.Checks = append(rep.Checks, c) }
 	qemuPkg := "qemu-system-x86"

@@ -22,13 +22,6 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework/sshx"
 )
 
-// Accelerator choices for Config.Accel.
-const (
-	AccelAuto = "auto"
-	AccelKVM  = "kvm"
-	AccelTCG  = "tcg"
-)
-
 // Interval names the machine reads (framework/intervals).
 const (
 	IntervalKernel    = "default/wait-kernel"
@@ -162,8 +155,8 @@ func newMachine(cfg Config) (*Machine, error) {
 	}
 	switch cfg.Accel {
 	case "":
-		cfg.Accel = AccelAuto
-	case AccelAuto, AccelKVM, AccelTCG:
+		cfg.Accel = qemu.AccelAuto
+	case qemu.AccelAuto, qemu.AccelKVM, qemu.AccelTCG:
 	default:
 		return nil, fmt.Errorf("machine.Start %s: Config.Accel %q: want auto, kvm or tcg", cfg.Template.Name, cfg.Accel)
 	}

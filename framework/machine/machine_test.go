@@ -2,6 +2,7 @@ package machine
 
 import (
 	"context"
+	"github.com/guestcatalog/guestcatalog/framework/qemu"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -30,7 +31,7 @@ func TestPrepareFailureCleansUp(t *testing.T) {
 	tmpl := &catalog.Template{Name: "debian-13", Kind: catalog.KindTemplate, User: &catalog.User{Name: "guest"},
 		Distro: &catalog.Distro{Name: "debian", Family: catalog.FamilyDebian}}
 	artifacts := t.TempDir()
-	m, err := Start(context.Background(), Config{Template: tmpl, Image: Image{Disk: "/nonexistent/disk.qcow2"}, Accel: AccelTCG, ArtifactsDir: artifacts})
+	m, err := Start(context.Background(), Config{Template: tmpl, Image: Image{Disk: "/nonexistent/disk.qcow2"}, Accel: qemu.AccelTCG, ArtifactsDir: artifacts})
 	var pe *PhaseError
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, PhasePrepare, pe.Phase)

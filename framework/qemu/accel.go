@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/guestcatalog/guestcatalog/catalog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,10 +32,10 @@ const KVMDevice = "/dev/kvm"
 // hang): Launch judges that by the console.
 func KVMUsable(arch string) error {
 	if arch == "" {
-		arch = HostArch()
+		arch = catalog.HostArch()
 	}
-	if arch != HostArch() {
-		return fmt.Errorf("guest arch %s differs from the host's %s", arch, HostArch())
+	if arch != catalog.HostArch() {
+		return fmt.Errorf("guest arch %s differs from the host's %s", arch, catalog.HostArch())
 	}
 	fd, err := unix.Open(KVMDevice, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {

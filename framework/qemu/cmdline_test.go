@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"github.com/guestcatalog/guestcatalog/catalog"
 	"strings"
 	"testing"
 
@@ -214,7 +215,7 @@ func TestCmdlineDefaults(t *testing.T) {
 	require.NoError(t, err)
 	s := strings.Join(got, " ")
 	assert.Contains(t, s, "-smp 2 -m 1024")
-	assert.Contains(t, s, Binary(HostArch()))
+	assert.Contains(t, s, Binary(catalog.HostArch()))
 	assert.Contains(t, s, "-netdev user,id=net0 -device virtio-net-pci,netdev=net0")
 	assert.NotContains(t, s, "-serial")
 }

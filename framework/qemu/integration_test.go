@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/guestcatalog/guestcatalog/catalog"
 	"net"
 	"os"
 	"os/exec"
@@ -44,7 +45,7 @@ func testRoot(t *testing.T) string {
 
 func requireQEMU(t *testing.T) {
 	t.Helper()
-	qemutest.RequireTools(t, Binary(HostArch()), QemuImg)
+	qemutest.RequireTools(t, Binary(catalog.HostArch()), QemuImg)
 }
 
 func kernelSpec(t *testing.T, init string) Spec {
@@ -354,7 +355,7 @@ func TestIntegrationCreateOverlay(t *testing.T) {
 
 func TestIntegrationUEFIVarsQCOW2AllowsSaveVM(t *testing.T) {
 	requireQEMU(t)
-	if _, err := os.Stat(OVMFVars); err != nil || HostArch() != ArchX8664 {
+	if _, err := os.Stat(OVMFVars); err != nil || catalog.HostArch() != ArchX8664 {
 		t.Skip("OVMF not installed (apt-get install ovmf)")
 	}
 	dir := t.TempDir()
@@ -445,7 +446,7 @@ func TestIntegrationGcKillsLeftoverQEMU(t *testing.T) {
 	root := testRoot(t)
 	stale := writeOwner(t, root, "stale", Owner{CreatedBy: CreatedBy, BootID: bootID(), PID: deadPID(t), PIDStart: 1})
 	// A QEMU left running without supervision, naming the stale run dir.
-	q := exec.Command(Binary(HostArch()), "-machine", "none", "-nodefaults", "-display", "none",
+	q := exec.Command(Binary(catalog.HostArch()), "-machine", "none", "-nodefaults", "-display", "none",
 		"-pidfile", filepath.Join(stale, "qemu.pid"))
 	require.NoError(t, q.Start())
 	defer q.Process.Kill()
@@ -454,7 +455,7 @@ func TestIntegrationGcKillsLeftoverQEMU(t *testing.T) {
 	eventually(t, 10*time.Second, func() bool { return fileExists(filepath.Join(stale, "qemu.pid")) }, "qemu did not start")
 	// An unrelated QEMU (another run root) must survive.
 	other := t.TempDir()
-	q2 := exec.Command(Binary(HostArch()), "-machine", "none", "-nodefaults", "-display", "none",
+	q2 := exec.Command(Binary(catalog.HostArch()), "-machine", "none", "-nodefaults", "-display", "none",
 		"-pidfile", filepath.Join(other, "qemu.pid"))
 	require.NoError(t, q2.Start())
 	defer func() { q2.Process.Kill(); q2.Wait() }()
@@ -538,7 +539,7 @@ func TestIntegrationProbe(t *testing.T) {
 	assert.True(t, r.OK, r.Detail)
 	assert.Positive(t, r.KernelAt)
 
-	if HostArch() == ArchX8664 {
+	if catalog.HostArch() == ArchX8664 {
 		r, err = Probe(t.Context(), ProbeInput{Accel: AccelTCG, Options: []Option{WithRunRoot(root)}})
 		require.NoError(t, err)
 		t.Logf("tcg firmware probe: %+v", r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/guestcatalog/guestcatalog/catalog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -66,7 +67,7 @@ var firmwareDoneRE = regexp.MustCompile(`No bootable device|Booting from `)
 // make progress is a result with OK false.
 func Probe(ctx context.Context, in ProbeInput) (ProbeResult, error) {
 	if in.Arch == "" {
-		in.Arch = HostArch()
+		in.Arch = catalog.HostArch()
 	}
 	res := ProbeResult{Accel: in.Accel, Method: ProbeKernel}
 	if in.Kernel == "" {
