@@ -35,9 +35,6 @@ type Guest struct {
 	close     func(ctx context.Context) error
 }
 
-// Accelerator is the accelerator the guest runs on (kvm or tcg).
-func (g *Guest) Accelerator() string { return g.accel }
-
 // Interval is a named interval (or a duration) scaled for the accelerator
 // this guest runs on; an unknown name panics (names in specs are
 // constants; templates' values are validated before the run).
@@ -167,6 +164,3 @@ func indent(s string) string {
 	s = strings.TrimRight(s, "\n")
 	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
 }
-
-// Runner is the guest's command runner (SSH), for helpers outside Gomega.
-func (g *Guest) Runner() gexec.Runner { return g.runner }

@@ -100,9 +100,6 @@ func NewRun(ctx context.Context, cfg config.Config, opts ...RunOption) (*Run, er
 // Config is the run's configuration.
 func (r *Run) Config() config.Config { return r.cfg }
 
-// Catalog is the run's catalog (built-in plus the config's layers).
-func (r *Run) Catalog() *catalog.Catalog { return r.cat }
-
 // Intervals are the run's named intervals (unscaled set).
 func (r *Run) Intervals() *intervals.Set { return r.ivals }
 

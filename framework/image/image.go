@@ -163,15 +163,14 @@ type BuildFunc func(ctx context.Context, recipe catalog.BuildRecipe, extraPackag
 type Option func(*options) error
 
 type options struct {
-	offline   bool
-	cacheDir  string
-	fetcher   Fetcher
-	builder   BuildFunc
-	logger    *slog.Logger
-	progress  io.Writer
-	mirrors   []download.Mirror
-	buildOpts []imagebuild.Option
-	detector  func(ctx context.Context, path string) (*DiskInfo, error)
+	offline  bool
+	cacheDir string
+	fetcher  Fetcher
+	builder  BuildFunc
+	logger   *slog.Logger
+	progress io.Writer
+	mirrors  []download.Mirror
+	detector func(ctx context.Context, path string) (*DiskInfo, error)
 }
 
 // WithOffline downloads nothing: a URL entry is used only when the cache
@@ -217,11 +216,6 @@ func WithBuilder(b BuildFunc) Option {
 	}
 }
 
-// WithBuildOptions passes options to the builder (WithForce, WithHeadroom…).
-func WithBuildOptions(opts ...imagebuild.Option) Option {
-	return func(o *options) error { o.buildOpts = append(o.buildOpts, opts...); return nil }
-}
-
 // WithLogger logs the choice of image and every fallback (silent by default).
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) error {
@@ -248,11 +242,6 @@ func WithMirrors(specs []string) Option {
 		o.mirrors = append(o.mirrors, m...)
 		return nil
 	}
-}
-
-// WithDownloadMirrors is WithMirrors for parsed mirrors.
-func WithDownloadMirrors(m ...download.Mirror) Option {
-	return func(o *options) error { o.mirrors = append(o.mirrors, m...); return nil }
 }
 
 func newOptions(opts []Option) (*options, error) {
@@ -382,7 +371,7 @@ func (o *options) build(ctx context.Context, t *catalog.Template, arch string, i
 	if o.progress != nil {
 		bopts = append(bopts, imagebuild.WithOutput(o.progress))
 	}
-	b, err := o.builder(ctx, recipe, extra, append(bopts, o.buildOpts...)...)
+	b, err := o.builder(ctx, recipe, extra, bopts...)
 	if err != nil {
 		return nil, err
 	}
@@ -436,11 +425,4 @@ func (o *options) fetch(ctx context.Context, im catalog.Image) (*Artifact, error
 		Disk: r.Path, Format: info.Format, VirtualSize: info.VirtualSize, Firmware: fw, Source: im.Location,
 		Digest: digest, Verified: im.Digest != "" && r.Verified, Status: st, Download: &r,
 	}, nil
-}
-
-// String is a one-line summary: "build:trixie (built) /…/disk.qcow2".
-func (a *Artifact) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s (%s, %s) %s", a.Source, a.Status, a.Format, a.Disk)
-	return b.String()
 }

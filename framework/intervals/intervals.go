@@ -39,9 +39,6 @@ var ErrUnknown = errors.New("unknown interval")
 //go:embed defaults.yaml
 var defaultsYAML []byte
 
-// DefaultsYAML returns the embedded defaults file, for documentation.
-func DefaultsYAML() []byte { return slices.Clone(defaultsYAML) }
-
 func accels() []string {
 	return []string{AccelKVM, AccelTCG, AccelHVF}
 }
