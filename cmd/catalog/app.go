@@ -146,6 +146,12 @@ built-in ones for every command.
 		newDoctorCmd(a), newGcCmd(a), newImagesCmd(a),
 	)
 	wrapArgs(root)
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "show", "validate", "render", "pull", "build-image", "verify", "matrix":
+			c.ValidArgsFunction = a.completeTemplates
+		}
+	}
 	return root
 }
 

@@ -116,3 +116,17 @@ func TestIsPath(t *testing.T) {
 	}
 	assert.False(t, strings.Contains("x", "/"))
 }
+
+func TestCompletionSeesUserCatalogs(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "t.yaml"), []byte(`apiVersion: guestcatalog.dev/v1alpha1
+kind: Template
+name: team-thing
+base: [images/debian-13]
+`), 0o644))
+	out, _, code := runCLIEnv(t, []string{"GUESTCATALOG_CATALOG=" + dir}, "__complete", "verify", "team-")
+	require.Equal(t, ExitOK, code)
+	assert.Contains(t, out, "team-thing\n")
+	out, _, _ = runCLI(t, "__complete", "show", "debian-13-c")
+	assert.Contains(t, out, "debian-13-containerd\n")
+}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/framework"
 	"github.com/guestcatalog/guestcatalog/framework/config"
@@ -142,4 +144,22 @@ func (a *app) checkArch(arch string) error {
 		return usageError{err}
 	}
 	return nil
+}
+
+// completeTemplates completes template names and aliases from the run's
+// catalog (the built-in one with the --catalog layers), and files.
+func (a *app) completeTemplates(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	c, err := a.loadCatalog(cmd.Context())
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveDefault
+	}
+	var out []cobra.Completion
+	for _, t := range c.Templates() {
+		for _, n := range append([]string{t.Name}, t.Aliases...) {
+			if strings.HasPrefix(n, toComplete) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out, cobra.ShellCompDirectiveDefault // files too
 }
