@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/guestcatalog/guestcatalog/framework/report"
 )
 
 func TestUsageErrorsExit2(t *testing.T) {
@@ -129,4 +131,13 @@ base: [images/debian-13]
 	assert.Contains(t, out, "team-thing\n")
 	out, _, _ = runCLI(t, "__complete", "show", "debian-13-c")
 	assert.Contains(t, out, "debian-13-containerd\n")
+}
+
+func TestVerdictFailOnSkip(t *testing.T) {
+	skipped := []*report.Template{{Template: "a", Result: report.Skip}, {Template: "b", Result: report.Skip}}
+	mixed := []*report.Template{{Template: "a", Result: report.Skip}, {Template: "b", Result: report.Pass}}
+	assert.NoError(t, verdict(true, skipped, false), "all SKIPPED exits 0 by default")
+	assert.Equal(t, exitError{ExitFailed}, verdict(true, skipped, true), "--fail-on-skip")
+	assert.NoError(t, verdict(true, mixed, true), "one ran: not all skipped")
+	assert.Equal(t, exitError{ExitFailed}, verdict(false, mixed, false))
 }
