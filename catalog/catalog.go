@@ -221,9 +221,9 @@ func (c *Catalog) CheckAll() []Result {
 	return c.checkSelected(func(*document) bool { return true })
 }
 
-// CheckFiles checks what [LoadFiles] added: the templates and fragments of
-// the files named, and every template composed from one of them (a shipped
-// template using a fragment the files replace).
+// CheckFiles checks what [WithPaths] added: the templates and fragments of
+// the files and directories named, and every template composed from one of
+// them (a shipped template using a fragment the files replace).
 func (c *Catalog) CheckFiles() []Result {
 	return c.checkSelected(func(d *document) bool { return d.layer > 0 })
 }

@@ -34,7 +34,7 @@ type Check struct {
 	Stdout *Expect `yaml:"stdout,omitempty" json:"stdout,omitempty"`
 	Stderr *Expect `yaml:"stderr,omitempty" json:"stderr,omitempty"`
 	// Eventually, when set, retries the check until it holds, for at most
-	// this named interval (scaled by accelerator) or duration.
+	// this named interval or duration (either scaled by accelerator).
 	Eventually string `yaml:"eventually,omitempty" json:"eventually,omitempty"`
 }
 

@@ -198,3 +198,23 @@ func TestLoadHonoursContext(t *testing.T) {
 	assert.Nil(t, c)
 	assert.Less(t, time.Since(start), time.Second)
 }
+
+// BenchmarkLoad: the shipped catalog, and the shipped catalog with a user
+// directory layered over it, loaded and every template resolved.
+func BenchmarkLoad(b *testing.B) {
+	dir := b.TempDir()
+	require.NoError(b, writeFile(filepath.Join(dir, "my.yaml"), myDocker))
+	for name, opts := range map[string][]LoadOption{"builtin": nil, "builtin+user": {WithPaths(dir)}} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				c, err := Load(context.Background(), opts...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(c.Templates()) == 0 {
+					b.Fatal("no templates")
+				}
+			}
+		})
+	}
+}

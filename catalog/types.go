@@ -204,7 +204,8 @@ type Probe struct {
 	// config) or a duration; default "probe".
 	Timeout string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	// Eventually, when set, retries the script until it exits 0, for at most
-	// this named interval (scaled by accelerator) or duration.
+	// this named interval or duration (either scaled by accelerator, unlike
+	// a duration in Timeout).
 	Eventually string `yaml:"eventually,omitempty" json:"eventually,omitempty"`
 }
 

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/guestcatalog/guestcatalog/framework/exec"
 )
 
 // The enums and patterns of the schema are read from the struct tags of
@@ -45,10 +47,6 @@ var distroFamily = map[string]string{
 }
 
 var (
-	// varName is the pattern of param and env names: they become
-	// environment variables (params as PARAM_<name>).
-	varName     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	packageName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+_:=~@/-]*$`)
 	ownerSpec   = regexp.MustCompile(`^[a-z_][a-z0-9_-]*(:[a-z_][a-z0-9_-]*)?$`)
 	intervalRef = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*(/[a-z0-9][a-z0-9-]*)?$`)
 	releaseName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*$`)
@@ -115,19 +113,6 @@ func (c *checker) required(field, v string, allowed []string) {
 		return
 	}
 	c.enum(field, v, allowed)
-}
-
-// Validate checks a template built in Go (or composed and defaulted by
-// hand) and returns every problem at once as [Problems]; positions carry
-// only t.Source. Templates from a Catalog are validated by
-// [Catalog.Resolve] and [Catalog.Check], with file:line:col.
-func Validate(t *Template) error {
-	loc := func(string) Position { return Position{File: t.Source} }
-	errs, _ := checkDocument(t, loc)
-	if t.Kind == KindTemplate {
-		errs = append(errs, checkTemplate(t, loc, t.Provision, t.Probes, false)...)
-	}
-	return errs.errOrNil()
 }
 
 // checkDocument checks one document's own fields: what can be wrong in it
@@ -238,15 +223,15 @@ func checkDocument(t *Template, loc func(string) Position) (Problems, Problems) 
 	for _, k := range slices.Sorted(maps.Keys(t.Env)) {
 		f := childPath("env", k)
 		switch {
-		case !varName.MatchString(k):
-			c.errf(f, "must be an environment variable name (%s)", varName)
+		case !ValidEnvName(k):
+			c.errf(f, "must be an environment variable name (%s)", exec.EnvNamePattern)
 		case strings.HasPrefix(k, "PARAM_"):
 			c.errf(f, "the PARAM_ prefix is reserved for params")
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(t.Params)) {
-		if !varName.MatchString(k) {
-			c.errf(childPath("params", k), "must be a param name (%s): scripts read it as PARAM_<name>", varName)
+		if !ValidEnvName(k) {
+			c.errf(childPath("params", k), "must be a param name (%s): scripts read it as PARAM_<name>", exec.EnvNamePattern)
 		}
 	}
 
@@ -354,7 +339,11 @@ func (c *checker) image(f string, im Image) {
 				c.errf(indexPath(f+".build.components", i), "must be an archive component (main, contrib), not %q", comp)
 			}
 		}
-		c.packages(f+".build.packages", b.Packages, false)
+		for i, p := range b.Packages {
+			if !ValidDebianPackageName(p) {
+				c.errf(indexPath(f+".build.packages", i), "must be a Debian package name (%s), not %q", DebianPackageNamePattern, p)
+			}
+		}
 	}
 }
 
@@ -378,12 +367,12 @@ func (c *checker) size(f, s string, minimum int64, minText string) {
 	}
 }
 
-func (c *checker) packages(f string, pkgs []string, required bool) {
-	if required && len(pkgs) == 0 {
+func (c *checker) packages(f string, pkgs []string) {
+	if len(pkgs) == 0 {
 		c.errf(f, "must list at least one package")
 	}
 	for i, p := range pkgs {
-		if !packageName.MatchString(p) {
+		if !ValidPackageName(p) {
 			c.errf(indexPath(f, i), "must be a package name (no spaces or shell characters), not %q", p)
 		}
 	}
@@ -432,7 +421,7 @@ func (c *checker) step(f string, s Step) {
 			c.errf(f+".owner", "must be user or user:group, not %q", s.Owner)
 		}
 	case ModePackages:
-		c.packages(f+".packages", s.Packages, true)
+		c.packages(f+".packages", s.Packages)
 	default:
 		c.when(f+".when", s.When)
 		return // an unknown mode: which fields belong is unknown too

@@ -427,7 +427,7 @@ func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 // The embedded catalog's debian-13-containerd bakes containerd and runc
 // into its local build, which offline runs use.
 func TestEmbeddedDebianContainerdBakesItsEngine(t *testing.T) {
-	c, err := catalog.LoadEmbedded()
+	c, err := catalog.Load(context.Background())
 	require.NoError(t, err)
 	tt, err := c.Resolve("debian-13-containerd")
 	require.NoError(t, err)

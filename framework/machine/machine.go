@@ -275,6 +275,11 @@ func kernelHint(img Image) string {
 // prepare makes the run dir, keys, seed and overlay (host side only).
 func (m *Machine) prepare(ctx context.Context) (string, error) {
 	t := m.cfg.Template
+	if !m.cfg.SkipProbes {
+		if err := checkProbeIntervals(m.ivals, t.ProbesFor(m.cfg.Arch)); err != nil {
+			return "", err
+		}
+	}
 	if err := m.newRunDir(); err != nil {
 		return "", err
 	}

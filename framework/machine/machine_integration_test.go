@@ -28,7 +28,7 @@ import (
 
 func debianTemplate(t testing.TB) *catalog.Template {
 	t.Helper()
-	cat, err := catalog.LoadEmbedded()
+	cat, err := catalog.Load(context.Background())
 	require.NoError(t, err)
 	tmpl, err := cat.Resolve("debian-13")
 	require.NoError(t, err)
@@ -40,6 +40,9 @@ func TestIntegrationBootDebianTCG(t *testing.T) {
 	tmpl := debianTemplate(t)
 	// A probe that shows the template env reaches probes.
 	tmpl.Probes = append(tmpl.Probes, catalog.Probe{Description: "user and env", Script: "#!/bin/sh\nset -eu\ntest \"$(id -un)\" = \"$GUESTCATALOG_USER\"\n", Timeout: "30s"})
+	// A probe that passes on its third run: eventually retries it in the guest.
+	tmpl.Probes = append(tmpl.Probes, catalog.Probe{Description: "ready on the third run", Eventually: "2m",
+		Script: "c=$(cat /tmp/gc-probe-runs 2>/dev/null || echo 0)\nc=$((c+1))\necho \"$c\" >/tmp/gc-probe-runs\n[ \"$c\" -ge 3 ]\n"})
 	artifacts := artifactsDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -51,6 +54,9 @@ func TestIntegrationBootDebianTCG(t *testing.T) {
 	out, err := exec.Output(ctx, m.Runner(), "uname", "-r")
 	require.NoError(t, err)
 	assert.NotEmpty(t, out)
+	out, err = exec.Output(ctx, m.Runner(), "cat", "/tmp/gc-probe-runs")
+	require.NoError(t, err)
+	assert.Equal(t, "3", out, "the eventually probe ran until it passed, and no more")
 	out, err = exec.Output(ctx, m.Runner(), "cat", ProvisionedMarker)
 	require.NoError(t, err)
 	assert.Equal(t, "ok", out)

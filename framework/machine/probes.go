@@ -101,6 +101,19 @@ func resolveProbe(s *intervals.Set, p catalog.Probe, accel string) (probeBounds,
 	return b, nil
 }
 
+// checkProbeIntervals resolves every probe's timeout and eventually before
+// the guest boots, so that a misspelt interval name ends the run in the
+// prepare phase, not after minutes of boot and provisioning.
+func checkProbeIntervals(s *intervals.Set, probes []catalog.Probe) error {
+	var errs []error
+	for i, p := range probes {
+		if _, err := resolveProbe(s, p, ""); err != nil {
+			errs = append(errs, fmt.Errorf("probe %d %q: %w", i+1, p.Description, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // ProbeBudget is the longest a probe can take on accel: its eventually
 // bound when it has one (no run outlasts it), else its timeout. A caller
 // bounding the whole boot (a spec's timeout) adds these up.
@@ -117,14 +130,14 @@ func ProbeBudget(s *intervals.Set, p catalog.Probe, accel string) (time.Duration
 
 // runProbe runs one probe: once within its timeout, or, with eventually,
 // until it passes within that bound (each run still bounded by timeout,
-// and cut short by the bound).
-func runProbe(ctx context.Context, r exec.Runner, env map[string]string, i int, p catalog.Probe, b probeBounds) error {
+// and cut short by the bound). It returns how many runs it took.
+func runProbe(ctx context.Context, r exec.Runner, env map[string]string, i int, p catalog.Probe, b probeBounds) (runs int, err error) {
 	if b.within <= 0 {
 		res, err := runProbeOnce(ctx, r, env, p.Script, time.Now().Add(b.timeout), b.timeout)
 		if err == nil {
-			return nil
+			return 1, nil
 		}
-		return probeError(i, p, b, 1, res, err)
+		return 1, probeError(i, p, b, 1, res, err)
 	}
 	deadline := time.Now().Add(b.within)
 	var last *ProbeError // the last run that ended on its own
@@ -135,26 +148,26 @@ func runProbe(ctx context.Context, r exec.Runner, env map[string]string, i int, 
 		}
 		res, err := runProbeOnce(ctx, r, env, p.Script, until, b.timeout)
 		if err == nil {
-			return nil
+			return attempt, nil
 		}
 		switch {
 		case ctx.Err() != nil:
-			return probeError(i, p, b, attempt, res, context.Cause(ctx))
+			return attempt, probeError(i, p, b, attempt, res, context.Cause(ctx))
 		case cut && time.Now().After(until) && last != nil:
 			// stopped by the bound in the middle of a run: the run
 			// before says more about why the probe does not pass
-			return last
+			return last.Attempts, last
 		}
 		last = probeError(i, p, b, attempt, res, err)
 		// Another run only when the bound leaves more than a pause.
 		if time.Until(deadline) <= b.poll {
-			return last
+			return last.Attempts, last
 		}
 		t := time.NewTimer(b.poll)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return probeError(i, p, b, attempt, res, context.Cause(ctx))
+			return attempt, probeError(i, p, b, attempt, res, context.Cause(ctx))
 		case <-t.C:
 		}
 	}
@@ -200,10 +213,11 @@ func (m *Machine) runProbes(ctx context.Context, t *catalog.Template) error {
 				return "", fmt.Errorf("probe %d %q: %w", i+1, p.Description, err)
 			}
 			start := time.Now()
-			if err := runProbe(ctx, m.ssh, env, i, p, b); err != nil {
+			runs, err := runProbe(ctx, m.ssh, env, i, p, b)
+			if err != nil {
 				return "", err
 			}
-			m.logger.Info("probe passed", "probe", p.Description, "duration", time.Since(start).Round(time.Millisecond))
+			m.logger.Info("probe passed", "probe", p.Description, "runs", runs, "duration", time.Since(start).Round(time.Millisecond))
 		}
 		return fmt.Sprintf("%d probes passed", len(probes)), nil
 	}})

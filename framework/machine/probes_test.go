@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -40,13 +41,15 @@ func TestProbeEventually(t *testing.T) {
 	count := filepath.Join(t.TempDir(), "count")
 	env := map[string]string{"COUNT": count}
 	b := probeBounds{timeout: 5 * time.Second, within: 5 * time.Second, poll: 10 * time.Millisecond}
-	require.NoError(t, runProbe(ctx, host, env, 0, countingProbe("3"), b))
+	n, err := runProbe(ctx, host, env, 0, countingProbe("3"), b)
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
 	assert.Equal(t, "3", runs(t, count), "run until it passed")
 
 	// without eventually: one run
 	count = filepath.Join(t.TempDir(), "count")
 	env = map[string]string{"COUNT": count}
-	err := runProbe(ctx, host, env, 0, countingProbe("3"), probeBounds{timeout: 5 * time.Second})
+	_, err = runProbe(ctx, host, env, 0, countingProbe("3"), probeBounds{timeout: 5 * time.Second})
 	var pe *ProbeError
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, "1", runs(t, count))
@@ -57,18 +60,21 @@ func TestProbeEventually(t *testing.T) {
 	env = map[string]string{"COUNT": count}
 	b = probeBounds{timeout: 5 * time.Second, within: 2 * time.Second, poll: 100 * time.Millisecond}
 	start := time.Now()
-	err = runProbe(ctx, host, env, 1, countingProbe("1000"), b)
+	n, err = runProbe(ctx, host, env, 1, countingProbe("1000"), b)
 	assert.Less(t, time.Since(start), 5*time.Second)
 	require.ErrorAs(t, err, &pe)
 	assert.ErrorIs(t, err, ErrProbeFailed)
-	n := runs(t, count)
-	assert.Equal(t, "probe failed: probe 2 \"ready on run 1000\" did not pass within 2s ("+n+" runs; the last exited 1)\noutput (last lines):\n    run "+n, err.Error())
+	// the run reported is the last one that ended on its own: its number
+	// in the guest's count is the number of runs reported
+	last := strconv.Itoa(pe.Attempts)
+	assert.Equal(t, "probe failed: probe 2 \"ready on run 1000\" did not pass within 2s ("+last+" runs; the last exited 1)\noutput (last lines):\n    run "+last, err.Error())
 	assert.Greater(t, pe.Attempts, 1)
+	assert.Equal(t, pe.Attempts, n)
 
 	// a run that hangs is cut by the bound, not only by its own timeout
 	b = probeBounds{timeout: time.Minute, within: 200 * time.Millisecond, poll: 50 * time.Millisecond}
 	start = time.Now()
-	err = runProbe(ctx, host, nil, 0, catalog.Probe{Description: "hangs", Script: "exec sleep 30"}, b)
+	_, err = runProbe(ctx, host, nil, 0, catalog.Probe{Description: "hangs", Script: "exec sleep 30"}, b)
 	assert.Less(t, time.Since(start), 5*time.Second)
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, -1, pe.ExitCode)
@@ -79,7 +85,7 @@ func TestProbeEventually(t *testing.T) {
 	time.AfterFunc(100*time.Millisecond, cancel)
 	b = probeBounds{timeout: time.Minute, within: time.Minute, poll: 20 * time.Millisecond}
 	start = time.Now()
-	err = runProbe(cctx, host, map[string]string{"COUNT": filepath.Join(t.TempDir(), "c")}, 0, countingProbe("1000"), b)
+	_, err = runProbe(cctx, host, map[string]string{"COUNT": filepath.Join(t.TempDir(), "c")}, 0, countingProbe("1000"), b)
 	assert.Less(t, time.Since(start), 5*time.Second)
 	assert.True(t, errors.Is(err, context.Canceled), "%v", err)
 }
@@ -113,7 +119,7 @@ func TestResolveProbe(t *testing.T) {
 func TestShippedProbeIntervals(t *testing.T) {
 	s, err := intervals.Load()
 	require.NoError(t, err)
-	c, err := catalog.LoadEmbedded()
+	c, err := catalog.Load(context.Background())
 	require.NoError(t, err)
 	withEventually := 0
 	for _, tmpl := range c.Templates() {
@@ -126,4 +132,21 @@ func TestShippedProbeIntervals(t *testing.T) {
 		}
 	}
 	assert.Positive(t, withEventually)
+}
+
+// TestCheckProbeIntervals: unknown interval names are found before boot.
+func TestCheckProbeIntervals(t *testing.T) {
+	s, err := intervals.Load()
+	require.NoError(t, err)
+	require.NoError(t, checkProbeIntervals(s, []catalog.Probe{{Description: "a", Timeout: "30s", Eventually: "docker/wait-engine"}, {Description: "b"}}))
+	err = checkProbeIntervals(s, []catalog.Probe{
+		{Description: "ok"},
+		{Description: "typo", Eventually: "docker/wait-engin"},
+		{Description: "bad timeout", Timeout: "nope"},
+	})
+	require.ErrorIs(t, err, intervals.ErrUnknown)
+	lines := strings.Split(err.Error(), "\n")
+	require.Len(t, lines, 2)
+	assert.True(t, strings.HasPrefix(lines[0], `probe 2 "typo": eventually: interval "docker/wait-engin": unknown interval (known: `), lines[0])
+	assert.True(t, strings.HasPrefix(lines[1], `probe 3 "bad timeout": timeout: interval "nope": unknown interval (known: `), lines[1])
 }
