@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,32 +20,25 @@ import (
 // --offline, --mirror after $GUESTCATALOG_MIRRORS (a flag wins over the
 // environment for the same prefix), --verbose logging to stderr. Progress
 // goes to progress (a bar on a terminal, lines otherwise); nil is silent.
-func newDownloadCache(stderr, progress io.Writer, extra ...download.Option) (*download.Cache, error) {
-	envMirrors, err := download.MirrorsFromEnv()
+func (a *app) newDownloadCache(stderr, progress io.Writer, extra ...download.Option) (*download.Cache, error) {
+	mirrors, err := download.ParseMirrors(a.allMirrors()...)
 	if err != nil {
-		return nil, err
+		return nil, usagef("--mirror: %w", err)
 	}
-	flagMirrors, err := download.ParseMirrors(global.Mirrors...)
-	if err != nil {
-		return nil, fmt.Errorf("--mirror: %w", err)
-	}
-	opts := []download.Option{download.WithMirrors(append(envMirrors, flagMirrors...)...)}
-	if global.CacheDir != "" {
-		opts = append(opts, download.WithCacheDir(global.CacheDir))
-	}
-	if global.Offline {
+	opts := []download.Option{download.WithMirrors(mirrors...), download.WithCacheDir(a.cacheDir)}
+	if a.offline {
 		opts = append(opts, download.WithOffline())
 	}
 	if progress != nil {
 		opts = append(opts, download.WithProgress(progress))
 	}
-	if global.Verbose {
+	if a.verbose {
 		opts = append(opts, download.WithLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	}
 	return download.New(append(opts, extra...)...)
 }
 
-func init() {
+func newCacheCmd(a *app) *cobra.Command {
 	cacheCmd := &cobra.Command{
 		Use:   "cache",
 		Short: "Inspect and clean the caches: downloads, built images, saved guests",
@@ -66,17 +58,18 @@ To work offline (--offline), fill a cache on a connected machine with
 ` + "`catalog pull`" + ` and copy the cache directory (rsync -a keeps the times, so
 nothing needs re-hashing; a plain copy is re-hashed once on first use).`,
 	}
-	cacheCmd.AddCommand(newCacheLsCmd(), newCachePruneCmd(), newCacheVerifyCmd(), newCacheDirCmd())
-	rootCmd.AddCommand(cacheCmd)
+	groupCmd(cacheCmd)
+	cacheCmd.AddCommand(newCacheLsCmd(a), newCachePruneCmd(a), newCacheVerifyCmd(a), newCacheDirCmd(a))
+	return cacheCmd
 }
 
-func newCacheDirCmd() *cobra.Command {
+func newCacheDirCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "dir",
 		Short: "Print the download cache directory",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := newDownloadCache(cmd.ErrOrStderr(), nil)
+			c, err := a.newDownloadCache(cmd.ErrOrStderr(), nil)
 			if err != nil {
 				return err
 			}
@@ -86,7 +79,7 @@ func newCacheDirCmd() *cobra.Command {
 	}
 }
 
-func newCacheLsCmd() *cobra.Command {
+func newCacheLsCmd(a *app) *cobra.Command {
 	var (
 		asJSON bool
 		kinds  []string
@@ -108,7 +101,7 @@ digest, verified, size, path, decompressed, fetchedAt, lastUsed, complete,
 partialSize, diskUsage).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ks, err := openCaches(cmd, kinds)
+			c, ks, err := a.openCaches(cmd, kinds)
 			if err != nil {
 				return err
 			}
@@ -126,16 +119,15 @@ partialSize, diskUsage).`,
 
 // openCaches opens every cache under the cache root of the global flags
 // (the download cache's parent) and parses --kind.
-func openCaches(cmd *cobra.Command, kinds []string) (*caches.Caches, []caches.Kind, error) {
+func (a *app) openCaches(cmd *cobra.Command, kinds []string) (*caches.Caches, []caches.Kind, error) {
 	ks, err := caches.ParseKinds(kinds)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--kind: %w", err)
+		return nil, nil, usagef("--kind: %w", err)
 	}
-	d, err := newDownloadCache(cmd.ErrOrStderr(), nil)
-	if err != nil {
-		return nil, nil, err
+	if a.cacheDir == "" {
+		return nil, nil, usagef("no cache directory (--cache-dir or $GUESTCATALOG_CACHE)")
 	}
-	c, err := caches.Open(filepath.Dir(d.Dir()))
+	c, err := caches.Open(a.cacheDir)
 	return c, ks, err
 }
 
@@ -202,7 +194,7 @@ func ago(now, t time.Time) string {
 	}
 }
 
-func newCachePruneCmd() *cobra.Command {
+func newCachePruneCmd(a *app) *cobra.Command {
 	var (
 		olderThan time.Duration
 		all       bool
@@ -226,9 +218,9 @@ up): prune with a margin.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !all && olderThan <= 0 {
-				return fmt.Errorf("--older-than must be positive (or use --all)")
+				return usagef("--older-than must be positive (or use --all)")
 			}
-			c, ks, err := openCaches(cmd, kinds)
+			c, ks, err := a.openCaches(cmd, kinds)
 			if err != nil {
 				return err
 			}
@@ -255,7 +247,7 @@ up): prune with a margin.`,
 	return cmd
 }
 
-func newCacheVerifyCmd() *cobra.Command {
+func newCacheVerifyCmd(a *app) *cobra.Command {
 	var kinds []string
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -270,7 +262,7 @@ provisions it again; the exit status is 1 if any was. It never uses the
 network. --kind chooses the kinds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ks, err := openCaches(cmd, kinds)
+			c, ks, err := a.openCaches(cmd, kinds)
 			if err != nil {
 				return err
 			}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -15,7 +14,7 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
 )
 
-func init() {
+func newGcCmd(a *app) *cobra.Command {
 	var (
 		dryRun  bool
 		asJSON  bool
@@ -37,13 +36,13 @@ context ends and dies with its parent (Pdeathsig).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := []qemu.GcOption{qemu.GcRoot(runRoot), qemu.GcDryRun(dryRun)}
-			if global.Verbose {
+			if a.verbose {
 				opts = append(opts, qemu.GcLogger(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))))
 			}
 			res, err := qemu.Gc(cmd.Context(), opts...)
 			// Interrupted image builds under the cache root (issue 11).
-			builds, berr := interruptedBuilds(cmd, dryRun)
-			if perr := printGc(cmd.OutOrStdout(), gcOutput{GcResult: res, InterruptedBuilds: builds}, asJSON, global.Verbose); perr != nil {
+			builds, berr := imagebuild.CleanInterrupted(a.cacheDir, dryRun)
+			if perr := printGc(cmd.OutOrStdout(), gcOutput{GcResult: res, InterruptedBuilds: builds}, asJSON, a.verbose); perr != nil {
 				return perr
 			}
 			return errors.Join(err, berr)
@@ -52,8 +51,8 @@ context ends and dies with its parent (Pdeathsig).`,
 	f := cmd.Flags()
 	f.BoolVar(&dryRun, "dry-run", false, "say what would be removed and killed; change nothing")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
-	f.StringVar(&runRoot, "run-root", qemu.DefaultRunRoot(), "directory holding the run dirs (env "+qemu.EnvRunRoot+")")
-	rootCmd.AddCommand(cmd)
+	f.StringVar(&runRoot, "run-root", a.envCfg.RunRoot, "directory holding the run dirs (env "+qemu.EnvRunRoot+")")
+	return cmd
 }
 
 // gcOutput is what gc reports: the run dirs (qemu.Gc) and the interrupted
@@ -61,16 +60,6 @@ context ends and dies with its parent (Pdeathsig).`,
 type gcOutput struct {
 	qemu.GcResult
 	InterruptedBuilds []imagebuild.Interrupted `json:"interruptedBuilds,omitempty"`
-}
-
-// interruptedBuilds removes (or, dry, lists) the temporary dirs of image
-// builds that were killed, after detaching what they left mounted.
-func interruptedBuilds(cmd *cobra.Command, dryRun bool) ([]imagebuild.Interrupted, error) {
-	d, err := newDownloadCache(cmd.ErrOrStderr(), nil)
-	if err != nil {
-		return nil, err
-	}
-	return imagebuild.CleanInterrupted(filepath.Dir(d.Dir()), dryRun)
 }
 
 func printGc(w io.Writer, out gcOutput, asJSON, verbose bool) error {

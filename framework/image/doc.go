@@ -10,5 +10,7 @@
 // an image that qemu-img inspection refuses (framework/qemu.Inspect): a
 // backing file or an external data file (ErrUnsafeImage), a format other
 // than its name declares (ErrFormatMismatch) or neither qcow2 nor raw
-// (ErrUnsupportedFormat). Offline, only build entries are considered.
+// (ErrUnsupportedFormat). Offline, a URL entry with a digest is used when
+// the cache holds its verified download (catalog pull elsewhere, then copy
+// the cache); entries without a digest are skipped, build entries are built.
 package image

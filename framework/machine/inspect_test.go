@@ -49,7 +49,7 @@ func TestStartRefusesUnsafeImagesBeforeQEMU(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			launched := false
-			m, err := Start(ctx, Config{Template: debianTemplate(t), Image: tc.image, Accel: AccelTCG,
+			m, err := Start(ctx, Config{Template: debianTemplate(t), Image: tc.image, Accel: qemu.AccelTCG,
 				ArtifactsDir: t.TempDir(), onLaunch: func(*Machine) { launched = true }})
 			require.Error(t, err)
 			assert.True(t, errors.Is(err, tc.want), "%v", err)
@@ -99,7 +99,7 @@ func TestResumeRefusesADiskThatIsNotTheSavedOne(t *testing.T) {
 			launched := false
 			_, err := Start(context.Background(), Config{Template: debianTemplate(t), Image: Image{Disk: base, Format: "qcow2"},
 				ArtifactsDir: t.TempDir(), onLaunch: func(*Machine) { launched = true },
-				Resume: &Resume{Disk: tc.disk, Snapshot: "ready", Seed: seed, ClientKey: client.PrivateKeyPEM, HostKey: []byte(host.PrivatePEM), Accel: AccelTCG}})
+				Resume: &Resume{Disk: tc.disk, Snapshot: "ready", Seed: seed, ClientKey: client.PrivateKeyPEM, HostKey: []byte(host.PrivatePEM), Accel: qemu.AccelTCG}})
 			require.ErrorIs(t, err, ErrSavedGuestMismatch)
 			assert.Contains(t, err.Error(), tc.detail)
 			assert.False(t, launched)

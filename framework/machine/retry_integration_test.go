@@ -3,6 +3,7 @@ package machine
 import (
 	"context"
 	"errors"
+	"github.com/guestcatalog/guestcatalog/framework/qemu"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,7 +45,7 @@ func TestIntegrationFlakyBootRetriedResumesReseedAndIdentity(t *testing.T) {
 	defer cancel()
 	artifacts := artifactsDir(t)
 	var seen []int
-	m, err := Start(ctx, Config{Template: tmpl, Image: img, Accel: AccelTCG, ArtifactsDir: artifacts, Logger: newTestLogger(t),
+	m, err := Start(ctx, Config{Template: tmpl, Image: img, Accel: qemu.AccelTCG, ArtifactsDir: artifacts, Logger: newTestLogger(t),
 		RetryInfra: true, SkipProbes: true, attemptHook: panicFirstAttempt(&seen)})
 	require.NoError(t, err)
 	defer m.Close(context.Background())
@@ -68,7 +69,7 @@ func TestIntegrationFlakyBootRetriedResumesReseedAndIdentity(t *testing.T) {
 	require.NoError(t, err)
 	resume := func(hk []byte) (*Machine, error) {
 		return Start(ctx, Config{Template: tmpl, Image: img, ArtifactsDir: artifactsDir(t), Logger: newTestLogger(t),
-			Resume: &Resume{Disk: files.Disk, Snapshot: "ready", Seed: files.Seed, ClientKey: clientKey, HostKey: hk, Accel: AccelTCG}})
+			Resume: &Resume{Disk: files.Disk, Snapshot: "ready", Seed: files.Seed, ClientKey: clientKey, HostKey: hk, Accel: qemu.AccelTCG}})
 	}
 	var randoms []string
 	for i := range 2 {
@@ -115,7 +116,7 @@ func TestIntegrationFailureAfterUserspaceIsNotRetried(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var seen []int
-	_, err = Start(ctx, Config{Template: debianTemplate(t), Image: img, Accel: AccelTCG, ArtifactsDir: artifactsDir(t), Logger: newTestLogger(t),
+	_, err = Start(ctx, Config{Template: debianTemplate(t), Image: img, Accel: qemu.AccelTCG, ArtifactsDir: artifactsDir(t), Logger: newTestLogger(t),
 		Intervals: ivals, RetryInfra: true, attemptHook: func(n int, _ *Config) { seen = append(seen, n) }})
 	require.Error(t, err)
 	var pe *PhaseError
