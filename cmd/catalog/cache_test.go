@@ -85,11 +85,11 @@ func TestCacheCommands(t *testing.T) {
 	assert.Equal(t, "the cache is empty\n", stdout)
 
 	_, stderr, code = runCLI(t, "cache", "ls", "--kind", "overlay", "--cache-dir", dir)
-	assert.NotEqual(t, 0, code)
+	assert.Equal(t, 2, code, "a bad --kind is a usage error")
 	assert.Contains(t, stderr, `--kind: unknown cache kind "overlay"`)
 
 	_, stderr, code = runCLI(t, "cache", "prune", "--older-than", "0s", "--cache-dir", dir)
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code, "a bad --older-than is a usage error")
 	assert.Contains(t, stderr, "--older-than must be positive (or use --all)")
 
 	stdout, _, code = runCLI(t, "cache", "dir", "--cache-dir", dir)
