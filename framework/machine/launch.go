@@ -26,7 +26,7 @@ const (
 // the overlay, the seed, the keys and QEMU's socket, and its owner.json
 // lets qemu.Gc remove it (and kill its QEMU) after a crashed run.
 func (m *Machine) newRunDir() error {
-	rd, err := qemu.NewRunDir("", m.name)
+	rd, err := qemu.NewRunDir(m.cfg.RunRoot, m.name)
 	if err != nil {
 		return err
 	}
@@ -108,12 +108,16 @@ func (m *Machine) launch(ctx context.Context) (string, error) {
 	// QEMU lives as long as the machine, not as long as Start's ctx: the
 	// machine's own context, cancelled by Close (and by Start's ctx while
 	// Start runs, see start).
-	inst, dec, err := qemu.Launch(m.life, spec, accel,
+	opts := []qemu.Option{
 		qemu.WithRunDir(m.rd),
 		qemu.WithLogDir(m.artifacts),
 		qemu.WithIntervals(m.ivals),
 		qemu.WithLogger(m.logger),
-	)
+	}
+	if m.cfg.Detached {
+		opts = append(opts, qemu.WithDetached())
+	}
+	inst, dec, err := qemu.Launch(m.life, spec, accel, opts...)
 	m.accel = dec
 	_ = writeJSON(filepath.Join(m.artifacts, ArtifactAccel), accelRecord{AccelDecision: dec, QEMUVersion: versionOf(inst)})
 	if err != nil {

@@ -78,6 +78,14 @@ type Config struct {
 	Resume *Resume
 	// ExtraAuthorizedKeys may log in too (a developer's own key).
 	ExtraAuthorizedKeys []string
+	// RunRoot is where the run dir is created ("" : qemu's run root).
+	// A guest meant to outlive this process (Detached) needs its own: qemu.Gc
+	// removes run dirs under the run root whose creator has exited.
+	RunRoot string
+	// Detached starts QEMU so that Detach can leave it running after this
+	// process exits (see qemu.WithDetached). Until Detach the machine is
+	// supervised as usual.
+	Detached bool
 
 	// onLaunch is called once QEMU runs (tests).
 	onLaunch func(*Machine)

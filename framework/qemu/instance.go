@@ -41,6 +41,7 @@ type startConfig struct {
 	eventsFile string
 	intervals  *intervals.Set
 	kvmStall   time.Duration
+	detached   bool
 }
 
 // WithLogger logs lifecycle steps (silent by default).
@@ -71,6 +72,14 @@ func WithEventsFile(path string) Option { return func(c *startConfig) { c.events
 // WithIntervals sets the intervals used (default intervals.Default()):
 // default/qmp-connect, default/kill-grace, accel/kvm-stall.
 func WithIntervals(s *intervals.Set) Option { return func(c *startConfig) { c.intervals = s } }
+
+// WithDetached starts QEMU so that it can outlive this process: its own
+// session, no parent-death signal, stdin from /dev/null (see
+// startProcess). Until Detach it is supervised as usual (ctx, Shutdown,
+// Kill); after Detach it runs on by itself. Only for guests meant to
+// keep running after the command that started them (framework/instance);
+// everything else keeps the default, which makes QEMU die with us.
+func WithDetached() Option { return func(c *startConfig) { c.detached = true } }
 
 // WithKVMStall overrides interval accel/kvm-stall for Launch.
 func WithKVMStall(d time.Duration) Option { return func(c *startConfig) { c.kvmStall = d } }
@@ -181,6 +190,7 @@ type Instance struct {
 	endedBy   string // how it ended: exited (by itself), powerdown, quit, kill
 	cleaned   bool
 	stopCtx   func() bool
+	detached  bool // started WithDetached
 }
 
 // Start starts QEMU for spec (Accel must be kvm or tcg) and connects QMP.
@@ -306,7 +316,7 @@ func launchProcess(ctx context.Context, spec Spec, argv []string, cfg *startConf
 		return nil, fmt.Errorf("starting qemu: %w", err)
 	}
 	cfg.log.Info("starting qemu", "name", spec.Name, "accel", spec.Accel, "argv", strings.Join(argv, " "))
-	proc, err := startProcess(argv, out)
+	proc, err := startProcess(argv, out, cfg.detached)
 	out.Close() // the child has its own descriptor
 	if err != nil {
 		evFile.Close()
@@ -315,7 +325,7 @@ func launchProcess(ctx context.Context, spec Spec, argv []string, cfg *startConf
 	inst := &Instance{
 		spec: spec, argv: argv, log: cfg.log, ivs: cfg.intervals, rd: rd,
 		logDir: logDir, qemuLog: qemuLog, started: time.Now(),
-		proc: proc, exited: make(chan struct{}),
+		proc: proc, exited: make(chan struct{}), detached: cfg.detached,
 		evNotify: make(chan struct{}), evFile: evFile, evDone: make(chan struct{}),
 	}
 	if err := rd.setQEMU(proc.pid, argv); err != nil {
