@@ -33,8 +33,8 @@ func (i *Instance) Detach() error {
 		i.stopCtx()
 		i.stopCtx = nil
 	}
-	// From here Shutdown and cleanup leave QEMU and its files alone.
-	i.stopping, i.cleaned = true, true
+	// From here Shutdown, Kill and cleanup leave QEMU and its files alone.
+	i.stopping, i.cleaned, i.released = true, true, true
 	i.stopMu.Unlock()
 	if i.mon != nil {
 		i.mon.Disconnect()
@@ -53,7 +53,13 @@ func (i *Instance) Detach() error {
 func (i *Instance) Detached() bool {
 	i.stopMu.Lock()
 	defer i.stopMu.Unlock()
-	return i.detached && i.stopping && i.cleaned && i.stopCtx == nil
+	return i.released
+}
+
+func (i *Instance) isReleased() bool {
+	i.stopMu.Lock()
+	defer i.stopMu.Unlock()
+	return i.released
 }
 
 // QMPCommand connects to a QEMU's QMP socket (one this process did not

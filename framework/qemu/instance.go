@@ -191,6 +191,7 @@ type Instance struct {
 	cleaned   bool
 	stopCtx   func() bool
 	detached  bool // started WithDetached
+	released  bool // Detach let go of it
 }
 
 // Start starts QEMU for spec (Accel must be kvm or tcg) and connects QMP.
@@ -682,6 +683,9 @@ func (i *Instance) SaveVM(ctx context.Context, name string) error {
 
 // Kill ends QEMU with SIGKILL now and reaps it.
 func (i *Instance) Kill() {
+	if i.isReleased() {
+		return
+	}
 	i.stopNow()
 	<-i.exited
 }
@@ -703,6 +707,10 @@ func (i *Instance) stopNow() {
 // If ctx ends first, Shutdown skips straight to SIGKILL.
 func (i *Instance) Shutdown(ctx context.Context, grace time.Duration) error {
 	i.stopMu.Lock()
+	if i.released {
+		i.stopMu.Unlock()
+		return nil // Detach let go of it
+	}
 	if i.stopCtx != nil {
 		i.stopCtx()
 	}
