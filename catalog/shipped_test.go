@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"regexp"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -45,6 +46,26 @@ func TestShippedAliases(t *testing.T) {
 		tmpl, err := c.Resolve(alias)
 		if assert.NoError(t, err, alias) {
 			assert.Equal(t, name, tmpl.Name, alias)
+		}
+	}
+}
+
+// TestShippedWaitsBelongToTheFramework: the shipped templates wait through
+// probes' eventually (named intervals, scaled by accelerator), never with
+// a literal bound in shell: `timeout 90 sh -c 'until …'`, `sleep` loops in
+// probes, `kubectl wait --timeout=600s`.
+func TestShippedWaitsBelongToTheFramework(t *testing.T) {
+	c, err := LoadEmbedded()
+	require.NoError(t, err)
+	literal := regexp.MustCompile(`\btimeout +[0-9]|--timeout[= ][1-9]`)
+	loop := regexp.MustCompile(`\b(until|while)\b[^\n]*\bdo\b`)
+	for _, f := range append(c.Fragments(), c.Templates()...) {
+		for i, s := range f.Provision {
+			assert.NotRegexp(t, literal, s.Script, "%s provision[%d]: a literal wait ignores accelerator scaling", f.Name, i)
+		}
+		for i, p := range f.Probes {
+			assert.NotRegexp(t, literal, p.Script, "%s probes[%d]: a literal wait ignores accelerator scaling; use eventually:", f.Name, i)
+			assert.NotRegexp(t, loop, p.Script, "%s probes[%d]: a probe retried in shell; use eventually:", f.Name, i)
 		}
 	}
 }

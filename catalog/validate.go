@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 )
 
 // The enums and patterns of the schema are read from the struct tags of
@@ -19,7 +18,6 @@ var (
 	distroNames   = tagEnum[Distro]("Name")
 	familyNames   = tagEnum[Distro]("Family")
 	initNames     = tagEnum[Distro]("Init")
-	engineNames   = tagEnum[Engine]("Name")
 	requireNames  = tagEnum[Requirement]("What")
 	archNames     = tagEnum[Image]("Arch")
 	firmwareNames = tagEnum[Image]("Firmware")
@@ -27,6 +25,7 @@ var (
 	protoNames    = tagEnum[PortForward]("Proto")
 
 	namePattern   = tagPattern[Template]("Name")
+	enginePattern = tagPattern[Engine]("Name")
 	digestPattern = tagPattern[Image]("Digest")
 	userPattern   = tagPattern[User]("Name")
 	permPattern   = tagPattern[Step]("Permissions")
@@ -126,7 +125,7 @@ func Validate(t *Template) error {
 	loc := func(string) Position { return Position{File: t.Source} }
 	errs, _ := checkDocument(t, loc)
 	if t.Kind == KindTemplate {
-		errs = append(errs, checkTemplate(t, loc, t.Provision, t.Probes)...)
+		errs = append(errs, checkTemplate(t, loc, t.Provision, t.Probes, false)...)
 	}
 	return errs.errOrNil()
 }
@@ -185,7 +184,12 @@ func checkDocument(t *Template, loc func(string) Position) (Problems, Problems) 
 		c.enum("distro.init", d.Init, initNames)
 	}
 	if e := t.Engine; e != nil {
-		c.required("engine.name", e.Name, engineNames)
+		switch {
+		case e.Name == "":
+			c.errf("engine.name", "must be set")
+		case !enginePattern.MatchString(e.Name):
+			c.errf("engine.name", "must be a lowercase name (%s), not %q", enginePattern, e.Name)
+		}
 		for i, r := range e.Requires {
 			f := indexPath("engine.requires", i)
 			c.required(f+".what", r.What, requireNames)
@@ -257,17 +261,11 @@ func checkDocument(t *Template, loc func(string) Position) (Problems, Problems) 
 		if strings.TrimSpace(p.Script) == "" {
 			c.errf(f+".script", "must be set")
 		}
-		if p.Timeout != "" {
-			if d, err := time.ParseDuration(p.Timeout); err == nil {
-				if d <= 0 {
-					c.errf(f+".timeout", "must be positive, not %s", p.Timeout)
-				}
-			} else if !intervalRef.MatchString(p.Timeout) {
-				c.errf(f+".timeout", "must be a duration (90s) or a named interval (probe, docker/wait-engine), not %q", p.Timeout)
-			}
-		}
+		c.interval(f+".timeout", p.Timeout)
+		c.interval(f+".eventually", p.Eventually)
 		c.when(f+".when", p.When)
 	}
+	c.checks(t.Checks)
 
 	type portKey struct {
 		port  int
@@ -462,7 +460,7 @@ func (c *checker) when(f string, w *When) {
 	}
 }
 
-// ExpectedName is the name a template must have, from what it is:
+// ExpectedName is the name a shipped template must have, from what it is:
 // `<distro.name>-<distro.release>[-<engine.name>]` (the release left out
 // when empty, for rolling distros). Deriving names keeps the catalog's
 // naming from drifting from its content; aliases give the short names.
@@ -482,12 +480,13 @@ func ExpectedName(t *Template) string {
 
 // checkTemplate checks what needs the whole composed, defaulted template.
 // engineSteps and engineProbes are those declared by the documents that
-// set the engine.
-func checkTemplate(t *Template, loc func(string) Position, engineSteps []Step, engineProbes []Probe) Problems {
+// set the engine. The name rule binds shipped templates only: a user's
+// template may have any valid name.
+func checkTemplate(t *Template, loc func(string) Position, engineSteps []Step, engineProbes []Probe, shipped bool) Problems {
 	c := &checker{loc: loc}
 	if t.Distro == nil || t.Distro.Name == "" || t.Distro.Family == "" {
 		c.errf("distro", "must be set, with name and family (in the template or one of its bases)")
-	} else if want := ExpectedName(t); t.Name != want {
+	} else if want := ExpectedName(t); shipped && t.Name != want {
 		c.errf("name", "must be %q, from <distro.name>-<distro.release>[-<engine.name>] (not %q)", want, t.Name)
 	}
 	arches := map[string]bool{}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // the assertion layer
 
 	"github.com/guestcatalog/guestcatalog/catalog"
 	gexec "github.com/guestcatalog/guestcatalog/framework/exec"
+	"github.com/guestcatalog/guestcatalog/framework/intervals"
 	"github.com/guestcatalog/guestcatalog/framework/report"
 )
 
@@ -24,10 +26,27 @@ type Guest struct {
 	// Report collects the template's verdict (phases, provenance, checks).
 	Report *report.Template
 
+	run       *Run
+	accel     string         // the accelerator this guest runs on
+	ivals     *intervals.Set // the run's intervals, scaled for accel
 	runner    gexec.Runner
 	uploaded  bool
 	artifacts string
 	close     func(ctx context.Context) error
+}
+
+// Accelerator is the accelerator the guest runs on (kvm or tcg).
+func (g *Guest) Accelerator() string { return g.accel }
+
+// Interval is a named interval (or a duration) scaled for the accelerator
+// this guest runs on; an unknown name panics (names in specs are
+// constants; templates' values are validated before the run).
+func (g *Guest) Interval(name string) time.Duration {
+	d, err := g.ivals.Resolve(name, g.accel)
+	if err != nil {
+		panic(err)
+	}
+	return d
 }
 
 // Name is the template's name.

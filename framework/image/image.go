@@ -261,11 +261,7 @@ func newOptions(opts []Option) (*options, error) {
 		}
 	}
 	if o.cacheDir == "" {
-		d, err := imagebuild.DefaultCacheDir()
-		if err != nil {
-			return nil, err
-		}
-		o.cacheDir = d
+		return nil, errors.New("image: no cache directory (WithCacheDir; framework/config.DefaultCacheDir)")
 	}
 	return o, nil
 }

@@ -182,18 +182,6 @@ func WithCompression(on bool) Option {
 	return func(o *options) error { o.compress = on; return nil }
 }
 
-// DefaultCacheDir is $GUESTCATALOG_CACHE, else <user cache dir>/guestcatalog.
-func DefaultCacheDir() (string, error) {
-	if d := os.Getenv("GUESTCATALOG_CACHE"); d != "" {
-		return filepath.Abs(d)
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("finding the cache dir: %w", err)
-	}
-	return filepath.Join(d, "guestcatalog"), nil
-}
-
 func newOptions(opts []Option) (*options, error) {
 	o := &options{
 		logger:   slog.New(slog.DiscardHandler),
@@ -212,11 +200,7 @@ func newOptions(opts []Option) (*options, error) {
 		o.arch = catalog.HostArch()
 	}
 	if o.cacheDir == "" {
-		d, err := DefaultCacheDir()
-		if err != nil {
-			return nil, err
-		}
-		o.cacheDir = d
+		return nil, errors.New("image build: no cache directory (WithCacheDir; framework/config.DefaultCacheDir)")
 	}
 	return o, nil
 }

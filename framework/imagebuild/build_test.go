@@ -294,18 +294,6 @@ func TestHumanBytes(t *testing.T) {
 	assert.Equal(t, "414.8 MiB", HumanBytes(434962432))
 }
 
-func TestDefaultCacheDir(t *testing.T) {
-	t.Setenv("GUESTCATALOG_CACHE", "/srv/gc")
-	d, err := DefaultCacheDir()
-	require.NoError(t, err)
-	assert.Equal(t, "/srv/gc", d)
-	t.Setenv("GUESTCATALOG_CACHE", "")
-	t.Setenv("XDG_CACHE_HOME", "/xdg")
-	d, err = DefaultCacheDir()
-	require.NoError(t, err)
-	assert.Equal(t, "/xdg/guestcatalog", d)
-}
-
 func TestErrorsAreDistinct(t *testing.T) {
 	for _, e := range []error{ErrForeignArch, ErrInvalidRecipe, ErrNeedRoot} {
 		assert.False(t, errors.Is(e, ErrToolMissing))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"syscall"
@@ -130,13 +129,16 @@ func (r *Record) Uptime(now time.Time) time.Duration {
 	return now.Sub(r.Started)
 }
 
-// namePattern: what an instance may be called (a directory name, a
-// hostname-like label, and short enough for QEMU's socket path limit).
-var namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
-
-// ValidName checks an instance name.
+// ValidName checks an instance name: 1-32 of a-z, 0-9 and '-', not at
+// either end (a directory name, a hostname-like label, short enough for
+// QEMU's socket path limit).
 func ValidName(name string) error {
-	if !namePattern.MatchString(name) {
+	ok := len(name) >= 1 && len(name) <= 32 && name[0] != '-' && name[len(name)-1] != '-'
+	for i := 0; ok && i < len(name); i++ {
+		c := name[i]
+		ok = c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-'
+	}
+	if !ok {
 		return fmt.Errorf("instance name %q: want 1-32 characters of a-z, 0-9 and '-', not starting or ending with '-'", name)
 	}
 	return nil

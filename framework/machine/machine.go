@@ -59,6 +59,8 @@ type Config struct {
 	// KeepOnFailure leaves a guest that failed to become ready running
 	// (Start returns it with the error; the error says how to log in).
 	KeepOnFailure bool
+	// RunRoot is where the run directory is made ("" : qemu.DefaultRunRoot()).
+	RunRoot string
 	// KeepRunDir keeps the run directory (overlay, seed, sockets) on Close.
 	KeepRunDir bool
 	// Name identifies the machine (run dir, logs); default the template
@@ -78,13 +80,10 @@ type Config struct {
 	Resume *Resume
 	// ExtraAuthorizedKeys may log in too (a developer's own key).
 	ExtraAuthorizedKeys []string
-	// RunRoot is where the run dir is created ("" : qemu's run root).
-	// A guest meant to outlive this process (Detached) needs its own: qemu.Gc
-	// removes run dirs under the run root whose creator has exited.
-	RunRoot string
 	// Detached starts QEMU so that Detach can leave it running after this
 	// process exits (see qemu.WithDetached). Until Detach the machine is
-	// supervised as usual.
+	// supervised as usual. It needs its own RunRoot: qemu.Gc removes run
+	// dirs under the run root whose creator has exited.
 	Detached bool
 
 	// onLaunch is called once QEMU runs (tests).

@@ -71,12 +71,9 @@ type AccelDecision struct {
 	KVMAttempt time.Duration `json:"kvmAttempt,omitempty"`
 }
 
-// ResolveAccel returns accel, else $GUESTCATALOG_ACCEL, else auto, and
-// checks it is one of auto, kvm, tcg.
+// ResolveAccel returns accel, else auto, and checks it is one of auto,
+// kvm, tcg.
 func ResolveAccel(accel string) (string, error) {
-	if accel == "" {
-		accel = os.Getenv(EnvAccel)
-	}
 	if accel == "" {
 		accel = AccelAuto
 	}
@@ -88,7 +85,7 @@ func ResolveAccel(accel string) (string, error) {
 }
 
 // Launch starts spec under an accelerator chosen by behaviour. accel is
-// auto, kvm or tcg ("" : $GUESTCATALOG_ACCEL, else auto); spec.Accel is
+// auto, kvm or tcg ("" : auto); spec.Accel is
 // ignored. kvm and tcg are used as they are. auto tries KVM where it can
 // work (KVMUsable) and keeps it only if the guest's console shows kernel
 // progress (console.KernelStarted) within interval accel/kvm-stall; if

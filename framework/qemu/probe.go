@@ -217,15 +217,12 @@ func ProbeAccel(ctx context.Context, in ProbeInput) (AccelReport, error) {
 // EnvProbeKernel names a kernel for probe boots (also used by tests).
 const EnvProbeKernel = "GUESTCATALOG_TEST_KERNEL"
 
-// FindProbeKernel returns a Linux kernel for a probe boot, or "": the one
-// named by $GUESTCATALOG_TEST_KERNEL, a test kernel cached under
+// FindProbeKernel returns a Linux kernel for a probe boot, or "": a test
+// kernel cached under
 // <cacheDir>/testdata/kernel, the kernel of a locally built image under
 // <cacheDir>/images, or the host's /boot/vmlinuz-<release>.
 func FindProbeKernel(cacheDir string) string {
 	var cands []string
-	if k := os.Getenv(EnvProbeKernel); k != "" {
-		cands = append(cands, k)
-	}
 	if cacheDir != "" {
 		for _, g := range []string{"testdata/kernel/*/vmlinuz", "images/*/vmlinuz"} {
 			m, _ := filepath.Glob(filepath.Join(cacheDir, g))
