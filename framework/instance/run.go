@@ -65,7 +65,13 @@ func Run(ctx context.Context, in RunInput) (code int, err error) {
 		return -1, err // Start removed what it made
 	}
 	defer func() {
-		derr := m.Discard(context.WithoutCancel(ctx))
+		// Cancelled (Ctrl-C): straight to SIGKILL, the CLI has a second
+		// left; else quit, which QEMU answers at once.
+		dctx := ctx
+		if ctx.Err() == nil {
+			dctx = context.WithoutCancel(ctx)
+		}
+		derr := m.Discard(dctx)
 		t.Removed = time.Since(t.Begin)
 		if err == nil {
 			err = derr
