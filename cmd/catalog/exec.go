@@ -74,6 +74,9 @@ func (a *app) execIn(ctx context.Context, name string, args []string) error {
 
 // instanceErr makes an unknown instance name a usage error.
 func instanceErr(err error) error {
+	if errors.Is(err, instance.ErrInvalidName) {
+		return usageError{err}
+	}
 	if errors.Is(err, instance.ErrNotFound) {
 		return usageError{fmt.Errorf("%w (catalog ps lists the instances)", err)}
 	}

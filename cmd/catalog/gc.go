@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,6 +29,10 @@ whose owner is gone (or that dates from before the last boot) is removed, after
 killing the QEMU processes whose command line names it. Run dirs whose owner
 lives, and anything without a valid owner.json, are kept.
 
+It also removes the instances of 'catalog up' whose QEMU is gone (killed,
+crashed, or from before the last boot), and those whose up died before the
+guest was ready (killing the QEMU it had started); running instances stay.
+
 Run dirs live under $GUESTCATALOG_RUNTIME_DIR, else $XDG_RUNTIME_DIR/guestcatalog,
 else <tmp>/guestcatalog-<uid>. Normally nothing is left: QEMU stops when its
 context ends and dies with its parent (Pdeathsig).`,
@@ -38,10 +43,15 @@ context ends and dies with its parent (Pdeathsig).`,
 				opts = append(opts, qemu.GcLogger(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))))
 			}
 			res, err := qemu.Gc(cmd.Context(), opts...)
+			ires, ierr := a.gcInstances(cmd.Context(), dryRun)
+			if asJSON {
+				return errors.Join(printGcJSON(cmd.OutOrStdout(), res, ires), err, ierr)
+			}
 			if perr := printGc(cmd.OutOrStdout(), res, asJSON, a.verbose); perr != nil {
 				return perr
 			}
-			return err
+			printGcInstances(cmd.OutOrStdout(), ires, a.verbose)
+			return errors.Join(err, ierr)
 		},
 	}
 	f := cmd.Flags()

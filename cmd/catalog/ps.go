@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/guestcatalog/guestcatalog/framework/instance"
+	"github.com/guestcatalog/guestcatalog/framework/qemu"
 )
 
 // psEntry is one line of `catalog ps --json`.
@@ -90,3 +92,44 @@ func printPs(w io.Writer, l []*instance.Instance, now time.Time, asJSON bool) er
 	return tw.Flush()
 }
 
+
+// gcInstances is gc's part for the instances of up (instance.Store.Gc).
+func (a *app) gcInstances(ctx context.Context, dryRun bool) (instance.GcResult, error) {
+	e, err := a.instanceEnv("", "")
+	if err != nil {
+		return instance.GcResult{}, err
+	}
+	return e.store.Gc(ctx, dryRun)
+}
+
+func printGcInstances(w io.Writer, res instance.GcResult, verbose bool) {
+	verb := "removed"
+	if res.DryRun {
+		verb = "would remove"
+	}
+	for _, e := range res.Removed {
+		fmt.Fprintf(w, "%s instance %s (%s)\n", verb, e.Name, e.Reason)
+	}
+	if verbose {
+		for _, e := range res.Kept {
+			fmt.Fprintf(w, "kept instance %s (%s)\n", e.Name, e.Reason)
+		}
+	}
+}
+
+// printGcJSON is gc --json: the run dirs' result with the instances' under
+// "instances".
+func printGcJSON(w io.Writer, res qemu.GcResult, ires instance.GcResult) error {
+	if res.Removed == nil {
+		res.Removed = []qemu.GcEntry{}
+	}
+	if res.Kept == nil {
+		res.Kept = []qemu.GcEntry{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		qemu.GcResult
+		Instances instance.GcResult `json:"instances"`
+	}{res, ires})
+}

@@ -139,10 +139,13 @@ func ValidName(name string) error {
 		ok = c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-'
 	}
 	if !ok {
-		return fmt.Errorf("instance name %q: want 1-32 characters of a-z, 0-9 and '-', not starting or ending with '-'", name)
+		return fmt.Errorf("%w %q: want 1-32 characters of a-z, 0-9 and '-', not starting or ending with '-'", ErrInvalidName, name)
 	}
 	return nil
 }
+
+// ErrInvalidName: not a name an instance can have (ValidName).
+var ErrInvalidName = errors.New("invalid instance name")
 
 // ErrExists: an instance of that name exists.
 var ErrExists = errors.New("instance exists")
