@@ -44,8 +44,19 @@ func (i *Instance) Dial(ctx context.Context) (*sshx.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: its host key: %w", i.Name, err)
 	}
-	c, err := sshx.Dial(ctx, i.SSH.Addr, i.SSH.User, signer, hostKey, sshx.Options{
-		IdentityFile: i.SSH.Key, KnownHostsFile: i.SSH.KnownHosts,
+	// A guest on a busy host can take long to send its banner: retry a
+	// transient failure (never a wrong host key or a refused key) within
+	// default/wait-ssh, as the boot's ssh phase does.
+	bound := 3 * time.Minute
+	if ivs, err := intervals.Default(); err == nil {
+		if d, err := ivs.Get(machine.IntervalSSH, i.Accel); err == nil {
+			bound = d
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	c, err := sshx.WaitDial(dctx, i.SSH.Addr, i.SSH.User, signer, hostKey, sshx.Options{
+		IdentityFile: i.SSH.Key, KnownHostsFile: i.SSH.KnownHosts, ConnectTimeout: 10 * time.Second,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", i.Name, err)
