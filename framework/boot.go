@@ -295,7 +295,6 @@ func appendPhases(rep *report.Template, m *machine.Machine, prefix string) {
 	}
 }
 
-
 // keep leaves a failed guest running for inspection (KeepOnFailure) and
 // says how to get in.
 func (r *Run) keep(name string, m *machine.Machine) {

@@ -92,7 +92,6 @@ func printPs(w io.Writer, l []*instance.Instance, now time.Time, asJSON bool) er
 	return tw.Flush()
 }
 
-
 // gcInstances is gc's part for the instances of up (instance.Store.Gc).
 func (a *app) gcInstances(ctx context.Context, dryRun bool) (instance.GcResult, error) {
 	e, err := a.instanceEnv("", "")
