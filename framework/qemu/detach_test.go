@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/guestcatalog/guestcatalog/framework/intervals"
 )
 
 // A QEMU started WithDetached leads its own session (so neither a
@@ -71,4 +73,18 @@ func TestIntegrationNotDetachedDiesWithContext(t *testing.T) {
 		t.Fatal("qemu outlived its context")
 	}
 	require.NoError(t, inst.Shutdown(context.Background(), 0))
+}
+
+// A resumed spec waits for QMP as long as default/loadvm; a booting one
+// only default/qmp-connect (the input that fails: a spec without LoadVM).
+func TestConnectTimeoutCoversLoadVM(t *testing.T) {
+	ivs, err := intervals.Default()
+	require.NoError(t, err)
+	boot, err := connectTimeout(ivs, Spec{Accel: AccelTCG})
+	require.NoError(t, err)
+	resume, err := connectTimeout(ivs, Spec{Accel: AccelTCG, LoadVM: "ready"})
+	require.NoError(t, err)
+	assert.Equal(t, ivs.MustGet("default/qmp-connect", AccelTCG), boot)
+	assert.Equal(t, ivs.MustGet("default/loadvm", AccelTCG), resume)
+	assert.Greater(t, resume, boot)
 }

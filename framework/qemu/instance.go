@@ -376,7 +376,7 @@ func (i *Instance) reap() {
 // interval default/qmp-connect. go-qemu's Connect has no timeout: it runs
 // in a goroutine and the connection is closed if it takes too long.
 func (i *Instance) connect(ctx context.Context) error {
-	timeout, err := i.ivs.Get("default/qmp-connect", i.spec.Accel)
+	timeout, err := connectTimeout(i.ivs, i.spec)
 	if err != nil {
 		return err
 	}
@@ -456,6 +456,23 @@ func (i *Instance) pumpEvents(evs <-chan qmp.Event) {
 		}
 		i.evMu.Unlock()
 	}
+}
+
+// connectTimeout bounds the wait for QMP's greeting: default/qmp-connect,
+// or for a spec that resumes a snapshot the longer default/loadvm. QEMU
+// loads a -loadvm snapshot (the guest's RAM) before its main loop runs, so
+// it greets only afterwards; on a busy host that took 17-28 s under TCG,
+// past qmp-connect's 30 s more than once.
+func connectTimeout(ivs *intervals.Set, spec Spec) (time.Duration, error) {
+	d, err := ivs.Get("default/qmp-connect", spec.Accel)
+	if err != nil || spec.LoadVM == "" {
+		return d, err
+	}
+	l, err := ivs.Get("default/loadvm", spec.Accel)
+	if err != nil {
+		return 0, err
+	}
+	return max(d, l), nil
 }
 
 // armContext stops QEMU when ctx ends (quit, then SIGKILL).
