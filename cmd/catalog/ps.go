@@ -48,14 +48,14 @@ up) or dead (its QEMU is gone: 'catalog gc' or 'catalog down' removes it).`,
 			if err != nil {
 				return err
 			}
-			return printPs(cmd.OutOrStdout(), l, time.Now(), asJSON)
+			return printPs(cmd.OutOrStdout(), l, time.Now(), asJSON, e.store.Dir())
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the instances as a JSON array")
 	return cmd
 }
 
-func printPs(w io.Writer, l []*instance.Instance, now time.Time, asJSON bool) error {
+func printPs(w io.Writer, l []*instance.Instance, now time.Time, asJSON bool, dir string) error {
 	es := make([]psEntry, 0, len(l))
 	for _, i := range l {
 		st := i.Status()
@@ -73,7 +73,7 @@ func printPs(w io.Writer, l []*instance.Instance, now time.Time, asJSON bool) er
 		return enc.Encode(es)
 	}
 	if len(es) == 0 {
-		fmt.Fprintln(w, "no instances (catalog up NAME starts one)")
+		fmt.Fprintf(w, "no instances in %s (catalog up NAME starts one)\n", dir)
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

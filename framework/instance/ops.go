@@ -109,13 +109,6 @@ type Location struct {
 	Path     string
 }
 
-func (l Location) String() string {
-	if l.Instance == "" {
-		return l.Path
-	}
-	return l.Instance + ":" + l.Path
-}
-
 // ParseLocation reads "INST:path" (a path in the instance) or a host path.
 // A host path with a colon is written with a slash before it (./a:b).
 func ParseLocation(s string) (Location, error) {

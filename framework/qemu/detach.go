@@ -49,13 +49,6 @@ func (i *Instance) Detach() error {
 	return nil
 }
 
-// Detached says whether Detach let go of QEMU.
-func (i *Instance) Detached() bool {
-	i.stopMu.Lock()
-	defer i.stopMu.Unlock()
-	return i.released
-}
-
 func (i *Instance) isReleased() bool {
 	i.stopMu.Lock()
 	defer i.stopMu.Unlock()

@@ -34,7 +34,7 @@ func TestIntegrationDetached(t *testing.T) {
 	require.NoError(t, err)
 
 	require.NoError(t, inst.Detach())
-	assert.True(t, inst.Detached())
+	assert.True(t, inst.isReleased())
 	cancel()
 	require.NoError(t, inst.Shutdown(context.Background(), 0))
 	time.Sleep(500 * time.Millisecond)
