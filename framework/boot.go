@@ -2,8 +2,6 @@ package framework
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +14,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
-	"golang.org/x/crypto/ssh"
 
 	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/cloudinit"
@@ -303,20 +300,10 @@ func resume(ctx context.Context, mcfg machine.Config, e *provisioned.Entry) (*ma
 	return machine.Start(ctx, mcfg)
 }
 
-// provisionKey hashes what provisioning depends on: the image (digest and
-// source), the resolved template, the user-data it renders to (with fixed
-// placeholder keys) and the arch.
+// provisionKey is provisioned.TemplateKey (one definition, shared with
+// framework/instance).
 func provisionKey(t *catalog.Template, img *image.Artifact, arch string) (string, error) {
-	tj, err := json.Marshal(t)
-	if err != nil {
-		return "", err
-	}
-	seed, err := cloudinit.Render(t, cloudinit.Input{Arch: arch, Image: img.Entry, InstanceID: "iid-key",
-		AuthorizedKeys: []string{placeholderKey()}})
-	if err != nil {
-		return "", fmt.Errorf("rendering user-data for the provisioned-disk key: %w", err)
-	}
-	return provisioned.Key(img.Source, img.Digest, string(tj), string(seed.UserData), string(seed.NetworkConfig), arch), nil
+	return provisioned.TemplateKey(t, img, arch)
 }
 
 // appendPhases adds a machine's readiness phases to the report.
@@ -324,16 +311,6 @@ func appendPhases(rep *report.Template, m *machine.Machine, prefix string) {
 	for _, p := range m.Phases() {
 		rep.Phases = append(rep.Phases, report.Phase{Name: prefix + p.Name, Seconds: p.Duration.Seconds(), Result: phaseResult(p.Result)})
 	}
-}
-
-// placeholderKey is a fixed public key standing in for the per-run keys
-// when user-data is rendered for the provisioned-disk key.
-func placeholderKey() string {
-	pub, err := ssh.NewPublicKey(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)).Public())
-	if err != nil {
-		panic(err)
-	}
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
 }
 
 // keep leaves a failed guest running for inspection (KeepOnFailure) and

@@ -144,6 +144,7 @@ built-in ones for every command.
 		newListCmd(a), newShowCmd(a), newValidateCmd(a), newRenderCmd(a), newPullCmd(a),
 		newBuildImageCmd(a), newVerifyCmd(a), newMatrixCmd(a), newReportCmd(a), newCacheCmd(a),
 		newDoctorCmd(a), newGcCmd(a), newImagesCmd(a),
+		newUpCmd(a), newPsCmd(a), newShellCmd(a), newExecCmd(a), newCpCmd(a), newDownCmd(a), newRunCmd(a),
 	)
 	wrapArgs(root)
 	for _, c := range root.Commands() {

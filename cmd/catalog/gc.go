@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/guestcatalog/guestcatalog/framework/imagebuild"
+	"github.com/guestcatalog/guestcatalog/framework/instance"
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
 )
 
@@ -30,6 +31,10 @@ whose owner is gone (or that dates from before the last boot) is removed, after
 killing the QEMU processes whose command line names it. Run dirs whose owner
 lives, and anything without a valid owner.json, are kept.
 
+It also removes the instances of 'catalog up' whose QEMU is gone (killed,
+crashed, or from before the last boot), and those whose up died before the
+guest was ready (killing the QEMU it had started); running instances stay.
+
 Run dirs live under $GUESTCATALOG_RUNTIME_DIR, else $XDG_RUNTIME_DIR/guestcatalog,
 else <tmp>/guestcatalog-<uid>. Normally nothing is left: QEMU stops when its
 context ends and dies with its parent (Pdeathsig).`,
@@ -40,12 +45,15 @@ context ends and dies with its parent (Pdeathsig).`,
 				opts = append(opts, qemu.GcLogger(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))))
 			}
 			res, err := qemu.Gc(cmd.Context(), opts...)
-			// Interrupted image builds under the cache root (issue 11).
+			// Interrupted image builds under the cache root (issue 11), and
+			// instances whose QEMU is gone (issue 15).
 			builds, berr := imagebuild.CleanInterrupted(a.cacheDir, dryRun)
-			if perr := printGc(cmd.OutOrStdout(), gcOutput{GcResult: res, InterruptedBuilds: builds}, asJSON, a.verbose); perr != nil {
+			ires, ierr := a.gcInstances(cmd.Context(), dryRun)
+			out := gcOutput{GcResult: res, InterruptedBuilds: builds, Instances: ires}
+			if perr := printGc(cmd.OutOrStdout(), out, asJSON, a.verbose); perr != nil {
 				return perr
 			}
-			return errors.Join(err, berr)
+			return errors.Join(err, berr, ierr)
 		},
 	}
 	f := cmd.Flags()
@@ -55,11 +63,12 @@ context ends and dies with its parent (Pdeathsig).`,
 	return cmd
 }
 
-// gcOutput is what gc reports: the run dirs (qemu.Gc) and the interrupted
-// image builds (imagebuild.CleanInterrupted).
+// gcOutput is what gc reports: the run dirs (qemu.Gc), the interrupted
+// image builds (imagebuild.CleanInterrupted) and the dead instances.
 type gcOutput struct {
 	qemu.GcResult
 	InterruptedBuilds []imagebuild.Interrupted `json:"interruptedBuilds,omitempty"`
+	Instances         instance.GcResult        `json:"instances"`
 }
 
 func printGc(w io.Writer, out gcOutput, asJSON, verbose bool) error {
@@ -113,7 +122,8 @@ func printGc(w io.Writer, out gcOutput, asJSON, verbose bool) error {
 			fmt.Fprintf(w, "kept %s (%s)\n", e.Dir, e.Reason)
 		}
 	}
-	if len(res.Removed) == 0 && !removedBuilds(out.InterruptedBuilds) {
+	printGcInstances(w, out.Instances, verbose)
+	if len(res.Removed) == 0 && !removedBuilds(out.InterruptedBuilds) && len(out.Instances.Removed) == 0 {
 		fmt.Fprintf(w, "nothing to remove under %s", res.Root)
 		if n := len(res.Kept); n > 0 {
 			fmt.Fprintf(w, " (%d run dir(s) in use or not ours)", n)

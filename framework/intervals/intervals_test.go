@@ -50,7 +50,7 @@ func TestEveryDocumentedNameIsDefined(t *testing.T) {
 	for _, name := range []string{
 		"default/wait-kernel", "default/wait-userspace", "default/wait-ssh",
 		"default/wait-cloud-init", "default/probe", "default/shutdown",
-		"default/qmp-connect", "default/kill-grace", "default/poll",
+		"default/qmp-connect", "default/loadvm", "default/kill-grace", "default/poll",
 		"accel/kvm-stall", "engine", "cluster",
 	} {
 		for _, a := range []string{AccelKVM, AccelTCG, AccelHVF, ""} {

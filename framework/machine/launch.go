@@ -105,12 +105,16 @@ func (m *Machine) launch(ctx context.Context) (string, error) {
 	// QEMU lives as long as the machine, not as long as Start's ctx: the
 	// machine's own context, cancelled by Close (and by Start's ctx while
 	// Start runs, see start).
-	inst, dec, err := qemu.Launch(m.life, spec, accel,
+	opts := []qemu.Option{
 		qemu.WithRunDir(m.rd),
 		qemu.WithLogDir(m.artifacts),
 		qemu.WithIntervals(m.ivals),
 		qemu.WithLogger(m.logger),
-	)
+	}
+	if m.cfg.Detached {
+		opts = append(opts, qemu.WithDetached())
+	}
+	inst, dec, err := qemu.Launch(m.life, spec, accel, opts...)
 	m.accel = dec
 	_ = writeJSON(filepath.Join(m.artifacts, ArtifactAccel), accelRecord{AccelDecision: dec, QEMUVersion: versionOf(inst)})
 	if err != nil {

@@ -73,6 +73,11 @@ type Config struct {
 	Resume *Resume
 	// ExtraAuthorizedKeys may log in too (a developer's own key).
 	ExtraAuthorizedKeys []string
+	// Detached starts QEMU so that Detach can leave it running after this
+	// process exits (see qemu.WithDetached). Until Detach the machine is
+	// supervised as usual. It needs its own RunRoot: qemu.Gc removes run
+	// dirs under the run root whose creator has exited.
+	Detached bool
 
 	// RetryInfra retries a start that failed before the guest's userspace
 	// ran (see InfraFailure) once, with a fresh overlay; the machine then

@@ -41,6 +41,7 @@ type startConfig struct {
 	eventsFile string
 	intervals  *intervals.Set
 	kvmStall   time.Duration
+	detached   bool
 	freePort   func() (int, error) // FreePort; tests lose the race on purpose
 }
 
@@ -77,6 +78,14 @@ func WithEventsFile(path string) Option { return func(c *startConfig) { c.events
 // WithIntervals sets the intervals used (default intervals.Default()):
 // default/qmp-connect, default/kill-grace, accel/kvm-stall.
 func WithIntervals(s *intervals.Set) Option { return func(c *startConfig) { c.intervals = s } }
+
+// WithDetached starts QEMU so that it can outlive this process: its own
+// session, no parent-death signal, stdin from /dev/null (see
+// startProcess). Until Detach it is supervised as usual (ctx, Shutdown,
+// Kill); after Detach it runs on by itself. Only for guests meant to
+// keep running after the command that started them (framework/instance);
+// everything else keeps the default, which makes QEMU die with us.
+func WithDetached() Option { return func(c *startConfig) { c.detached = true } }
 
 // WithKVMStall overrides interval accel/kvm-stall for Launch.
 func WithKVMStall(d time.Duration) Option { return func(c *startConfig) { c.kvmStall = d } }
@@ -187,6 +196,8 @@ type Instance struct {
 	endedBy   string // how it ended: exited (by itself), powerdown, quit, kill
 	cleaned   bool
 	stopCtx   func() bool
+	detached  bool // started WithDetached
+	released  bool // Detach let go of it
 }
 
 // Start starts QEMU for spec (Accel must be kvm or tcg) and connects QMP.
@@ -309,7 +320,7 @@ func launchProcess(ctx context.Context, spec Spec, argv []string, cfg *startConf
 		return nil, fmt.Errorf("starting qemu: %w", err)
 	}
 	cfg.log.Info("starting qemu", "name", spec.Name, "accel", spec.Accel, "argv", strings.Join(argv, " "))
-	proc, err := startProcess(argv, out)
+	proc, err := startProcess(argv, out, cfg.detached)
 	out.Close() // the child has its own descriptor
 	if err != nil {
 		evFile.Close()
@@ -318,7 +329,7 @@ func launchProcess(ctx context.Context, spec Spec, argv []string, cfg *startConf
 	inst := &Instance{
 		spec: spec, argv: argv, log: cfg.log, ivs: cfg.intervals, rd: rd,
 		logDir: logDir, qemuLog: qemuLog, started: time.Now(),
-		proc: proc, exited: make(chan struct{}),
+		proc: proc, exited: make(chan struct{}), detached: cfg.detached,
 		evNotify: make(chan struct{}), evFile: evFile, evDone: make(chan struct{}),
 	}
 	if err := rd.setQEMU(proc.pid, argv); err != nil {
@@ -368,7 +379,7 @@ func (i *Instance) reap() {
 // interval default/qmp-connect. go-qemu's Connect has no timeout: it runs
 // in a goroutine and the connection is closed if it takes too long.
 func (i *Instance) connect(ctx context.Context) error {
-	timeout, err := i.ivs.Get("default/qmp-connect", i.spec.Accel)
+	timeout, err := connectTimeout(i.ivs, i.spec)
 	if err != nil {
 		return err
 	}
@@ -448,6 +459,23 @@ func (i *Instance) pumpEvents(evs <-chan qmp.Event) {
 		}
 		i.evMu.Unlock()
 	}
+}
+
+// connectTimeout bounds the wait for QMP's greeting: default/qmp-connect,
+// or for a spec that resumes a snapshot the longer default/loadvm. QEMU
+// loads a -loadvm snapshot (the guest's RAM) before its main loop runs, so
+// it greets only afterwards; on a busy host that took 17-28 s under TCG,
+// past qmp-connect's 30 s more than once.
+func connectTimeout(ivs *intervals.Set, spec Spec) (time.Duration, error) {
+	d, err := ivs.Get("default/qmp-connect", spec.Accel)
+	if err != nil || spec.LoadVM == "" {
+		return d, err
+	}
+	l, err := ivs.Get("default/loadvm", spec.Accel)
+	if err != nil {
+		return 0, err
+	}
+	return max(d, l), nil
 }
 
 // armContext stops QEMU when ctx ends (quit, then SIGKILL).
@@ -675,6 +703,9 @@ func (i *Instance) SaveVM(ctx context.Context, name string) error {
 
 // Kill ends QEMU with SIGKILL now and reaps it.
 func (i *Instance) Kill() {
+	if i.isReleased() {
+		return
+	}
 	i.stopNow()
 	<-i.exited
 }
@@ -696,6 +727,10 @@ func (i *Instance) stopNow() {
 // If ctx ends first, Shutdown skips straight to SIGKILL.
 func (i *Instance) Shutdown(ctx context.Context, grace time.Duration) error {
 	i.stopMu.Lock()
+	if i.released {
+		i.stopMu.Unlock()
+		return nil // Detach let go of it
+	}
 	if i.stopCtx != nil {
 		i.stopCtx()
 	}

@@ -26,20 +26,33 @@ type process struct {
 // can neither hand that thread to another goroutine nor end it while the
 // child runs. When the goroutine returns, still locked, the runtime ends
 // the thread; the child is already reaped by then.
-func startProcess(argv []string, out *os.File) (*process, error) {
+//
+// With detached, the child outlives this process instead: it gets its own
+// session (no controlling terminal, so neither the terminal's Ctrl-C nor
+// its hangup reaches it) and no Pdeathsig; its stdin is /dev/null and its
+// output goes to out, a file. It is still reaped here while this process
+// runs; after that init (or a subreaper) adopts it.
+func startProcess(argv []string, out *os.File, detached bool) (*process, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("empty command line")
 	}
 	p := &process{done: make(chan struct{})}
 	started := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread()
+		if !detached {
+			runtime.LockOSThread()
+		}
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Stdin = nil
 		cmd.Stdout, cmd.Stderr = out, out
 		cmd.SysProcAttr = &syscall.SysProcAttr{
 			Pdeathsig: syscall.SIGKILL,
 			Setpgid:   true,
+		}
+		if detached {
+			// Setsid makes the child a session (and group) leader, so the
+			// group signals below still reach exactly QEMU.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		}
 		if err := cmd.Start(); err != nil {
 			started <- err

@@ -150,7 +150,9 @@ func (c *Client) Run(ctx context.Context, cmd exec.Cmd) (exec.Result, error) {
 }
 
 // session runs one command line and returns its exit code (-1 if unknown).
-func (c *Client) session(ctx context.Context, line string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+// setup functions run on the session before the command starts (a PTY
+// request); an empty line starts the login shell instead of a command.
+func (c *Client) session(ctx context.Context, line string, stdin io.Reader, stdout, stderr io.Writer, setup ...func(*ssh.Session) error) (int, error) {
 	if err := c.Err(); err != nil {
 		return -1, err
 	}
@@ -200,7 +202,16 @@ func (c *Client) session(ctx context.Context, line string, stdin io.Reader, stdo
 		}
 		stdinW = w
 	}
-	if err := s.Start(line); err != nil {
+	for _, f := range setup {
+		if err := f(s); err != nil {
+			return -1, err
+		}
+	}
+	start := s.Start
+	if line == "" {
+		start = func(string) error { return s.Shell() }
+	}
+	if err := start(line); err != nil {
 		return -1, fmt.Errorf("starting ssh command: %w", err)
 	}
 	if stdinW != nil {

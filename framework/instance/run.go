@@ -1,0 +1,84 @@
+package instance
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/guestcatalog/guestcatalog/framework/intervals"
+)
+
+// RunInput says what a disposable guest runs.
+type RunInput struct {
+	Guest *Guest
+	// Args is the command (each argument quoted; none: the login shell).
+	Args    []string
+	Streams Streams
+	// RunRoot is where the run dir goes ("" : qemu's run root, which
+	// qemu.Gc cleans after a crash).
+	RunRoot   string
+	Intervals *intervals.Set
+	Logger    *slog.Logger
+	// Timings, when set, receives when the command was started and when
+	// everything was removed.
+	Timings *RunTimings
+}
+
+// RunTimings are the moments of a Run, from its call.
+type RunTimings struct {
+	Begin   time.Time
+	Command time.Duration // the command was sent to the guest
+	Done    time.Duration // the command ended
+	Removed time.Duration // QEMU stopped, disk and run dir removed
+}
+
+// Run is a disposable guest: the saved guest resumed into its own copy of
+// the disk, args run in it, its exit status returned, and everything
+// removed (QEMU, disk, run dir, logs), also when ctx ends midway (Ctrl-C):
+// QEMU is supervised as every verify guest is (it dies with this process).
+func Run(ctx context.Context, in RunInput) (code int, err error) {
+	if in.Guest == nil || in.Guest.Template == nil {
+		return -1, errors.New("instance.Run: RunInput.Guest is nil")
+	}
+	t := in.Timings
+	if t == nil {
+		t = &RunTimings{}
+	}
+	t.Begin = time.Now()
+	cfg, err := in.Guest.resumeConfig()
+	if err != nil {
+		return -1, err
+	}
+	logs, err := os.MkdirTemp("", "guestcatalog-run-")
+	if err != nil {
+		return -1, err
+	}
+	defer os.RemoveAll(logs)
+	cfg.ArtifactsDir = logs
+	cfg.RunRoot = in.RunRoot
+	cfg.Intervals = in.Intervals
+	cfg.Logger = in.Logger
+	m, err := in.Guest.start(ctx, cfg)
+	if err != nil {
+		return -1, err // Start removed what it made
+	}
+	defer func() {
+		// Cancelled (Ctrl-C): straight to SIGKILL, the CLI has a second
+		// left; else quit, which QEMU answers at once.
+		dctx := ctx
+		if ctx.Err() == nil {
+			dctx = context.WithoutCancel(ctx)
+		}
+		derr := m.Discard(dctx)
+		t.Removed = time.Since(t.Begin)
+		if err == nil {
+			err = derr
+		}
+	}()
+	t.Command = time.Since(t.Begin)
+	code, err = stream(ctx, m.SSH(), in.Args, in.Streams)
+	t.Done = time.Since(t.Begin)
+	return code, err
+}
