@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 )
 
@@ -44,32 +43,7 @@ func (m *Machine) Detach() error {
 // is idempotent and leaves nothing behind; it is what a `run --rm` guest
 // ends with, where the seconds Close spends on a graceful shutdown would
 // be the larger part of the run.
-func (m *Machine) Discard(ctx context.Context) error {
-	m.closeOnce.Do(func() {
-		var errs []error
-		if m.ssh != nil {
-			m.ssh.Close()
-		}
-		if m.vm != nil {
-			if err := m.vm.Shutdown(ctx, 0); err != nil {
-				errs = append(errs, fmt.Errorf("stopping qemu: %w", err))
-			}
-		}
-		if m.stopWatch != nil {
-			m.stopWatch()
-		}
-		if m.lifeCancel != nil {
-			m.lifeCancel()
-		}
-		if m.runDir != "" && !m.cfg.KeepRunDir {
-			if err := os.RemoveAll(m.runDir); err != nil {
-				errs = append(errs, fmt.Errorf("removing run dir: %w", err))
-			}
-		}
-		m.closeErr = errors.Join(errs...)
-	})
-	return m.closeErr
-}
+func (m *Machine) Discard(ctx context.Context) error { return m.stop(ctx, false) }
 
 // Started is when QEMU started (zero before launch).
 func (m *Machine) Started() time.Time { return m.bootStart }

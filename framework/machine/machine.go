@@ -509,19 +509,25 @@ func (m *Machine) collect(ctx context.Context) {
 // (ACPI with a deadline, then quit, then kill), and removes the overlay
 // and the run directory (unless KeepRunDir). Idempotent; safe to call from
 // several goroutines.
-func (m *Machine) Close(ctx context.Context) error {
-	m.closeOnce.Do(func() {
+func (m *Machine) Close(ctx context.Context) error { return m.stop(ctx, true) }
 
+// stop ends the machine once: gracefully (guest logs collected, ACPI
+// powerdown within the shutdown interval) or at once (Discard).
+func (m *Machine) stop(ctx context.Context, graceful bool) error {
+	m.closeOnce.Do(func() {
 		var errs []error
-		m.collect(ctx)
+		var grace time.Duration
+		if graceful {
+			m.collect(ctx)
+			var err error
+			if grace, err = m.ivals.Get(IntervalShutdown, m.accel.Used); err != nil {
+				grace = time.Minute
+			}
+		}
 		if m.ssh != nil {
 			m.ssh.Close()
 		}
 		if m.vm != nil {
-			grace, err := m.ivals.Get(IntervalShutdown, m.accel.Used)
-			if err != nil {
-				grace = time.Minute
-			}
 			if err := m.vm.Shutdown(ctx, grace); err != nil {
 				errs = append(errs, fmt.Errorf("stopping qemu: %w", err))
 			}

@@ -36,6 +36,13 @@ func (i *Instance) Detach() error {
 	// From here Shutdown, Kill and cleanup leave QEMU and its files alone.
 	i.stopping, i.cleaned, i.released = true, true, true
 	i.stopMu.Unlock()
+	i.closeMonitor()
+	return nil
+}
+
+// closeMonitor disconnects QMP, waits for the event reader, and closes the
+// events file.
+func (i *Instance) closeMonitor() {
 	if i.mon != nil {
 		i.mon.Disconnect()
 		<-i.evDone
@@ -46,7 +53,6 @@ func (i *Instance) Detach() error {
 		i.evFile = nil
 	}
 	i.evMu.Unlock()
-	return nil
 }
 
 func (i *Instance) isReleased() bool {

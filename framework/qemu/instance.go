@@ -801,16 +801,7 @@ func (i *Instance) cleanup(removeOwned bool) {
 	defer i.stopMu.Unlock()
 	if !i.cleaned {
 		i.cleaned = true
-		if i.mon != nil {
-			i.mon.Disconnect()
-			<-i.evDone
-		}
-		i.evMu.Lock()
-		if i.evFile != nil {
-			i.evFile.Close()
-			i.evFile = nil
-		}
-		i.evMu.Unlock()
+		i.closeMonitor()
 		os.Remove(i.spec.QMPSocket)
 		os.Remove(i.spec.PIDFile)
 		if i.rd != nil {
