@@ -309,6 +309,7 @@ func checkDocument(t *Template, loc func(string) Position) (Problems, Problems) 
 			c.errf(f+".mountPoint", "must be an absolute path, not %q", m.MountPoint)
 		}
 	}
+	c.sandbox(t)
 	return c.errs, c.warns
 }
 
@@ -476,6 +477,8 @@ func ExpectedName(t *Template) string {
 	}
 	if t.Engine != nil && t.Engine.Name != "" {
 		parts = append(parts, t.Engine.Name)
+	} else if t.Isolation == IsolationStrict {
+		parts = append(parts, "sandbox") // debian-13-sandbox
 	}
 	return strings.Join(parts, "-")
 }
@@ -500,6 +503,7 @@ func checkTemplate(t *Template, loc func(string) Position, engineSteps []Step, e
 	if t.Engine != nil && t.Distro != nil && t.Distro.Name != "" {
 		c.engineCoverage(t, engineSteps, engineProbes)
 	}
+	c.sandboxTemplate(t)
 	return c.errs
 }
 
