@@ -196,7 +196,9 @@ func reachable(ctx context.Context, url string) error {
 // cold and the warm run hand the specs the same guest.
 func startMachine(ctx context.Context, cfg *Config, t *catalog.Template, img *image.Artifact, mcfg machine.Config, rep *report.Template) (*machine.Machine, error) {
 	rep.Provisioned = "fresh"
-	if !cfg.Reuse {
+	// QEMU cannot savevm a guest with a 9p export mounted (migration is
+	// blocked), so a template with mounts is always provisioned fresh.
+	if !cfg.Reuse || len(t.Mounts) > 0 {
 		m, err := machine.Start(ctx, mcfg)
 		if m != nil {
 			appendPhases(rep, m, "")

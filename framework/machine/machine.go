@@ -18,6 +18,7 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework/console"
 	"github.com/guestcatalog/guestcatalog/framework/exec"
 	"github.com/guestcatalog/guestcatalog/framework/intervals"
+	"github.com/guestcatalog/guestcatalog/framework/netpolicy"
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
 	"github.com/guestcatalog/guestcatalog/framework/sshx"
 )
@@ -78,6 +79,12 @@ type Config struct {
 	Resume *Resume
 	// ExtraAuthorizedKeys may log in too (a developer's own key).
 	ExtraAuthorizedKeys []string
+	// Home replaces ~ in mount locations; default the user's home (sandbox.go).
+	Home string
+	// InsecureHostWritable exports read-only mounts writable on the host
+	// (the guest still mounts them ro): only for tests that show the
+	// isolation suite catches a mount that is read-only in the guest only.
+	InsecureHostWritable bool
 
 	// onLaunch is called once QEMU runs (tests).
 	onLaunch func(*Machine)
@@ -113,6 +120,9 @@ type Machine struct {
 	watchDone   <-chan struct{}
 	ssh         *sshx.Client
 	cloudStatus *CloudInitStatus
+
+	mounts []SandboxMount
+	proxy  *netpolicy.Proxy
 
 	closeOnce sync.Once
 	closeErr  error
@@ -509,6 +519,9 @@ func (m *Machine) Close(ctx context.Context) error {
 		}
 		if m.lifeCancel != nil {
 			m.lifeCancel()
+		}
+		if err := m.closeSandbox(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the proxy: %w", err))
 		}
 		if m.runDir != "" && !m.cfg.KeepRunDir {
 			if err := os.RemoveAll(m.runDir); err != nil {
