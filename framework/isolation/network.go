@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -152,9 +153,10 @@ ip route replace 127.0.0.0/8 via 10.0.2.2 dev "$dev" table 100 2>/dev/null
 true`
 
 // checkAfterFlush: after guest root flushed its firewall and added routes,
-// the loopback canary, the metadata address and a direct connection to an
-// IP literal give what they gave before (the policy is enforced by the
-// host, not by the guest).
+// what held before still holds: the loopback canary, the metadata address
+// and a direct connection to an IP literal stay out of reach (the policy is
+// enforced by the host, not by the guest). A property that did not hold
+// before the flush is reported by its own check, not again here.
 func checkAfterFlush(ctx context.Context, in Input) (Status, string) {
 	if _, err := run(ctx, in.Guest, flushScript, true, ""); err != nil {
 		return Skipped, "flushing the guest firewall: " + err.Error()
@@ -170,6 +172,9 @@ func checkAfterFlush(ctx context.Context, in Input) (Status, string) {
 	} {
 		st, d := c.check(ctx, in)
 		details = append(details, fmt.Sprintf("%s: %s", c.prop, st))
+		if before, ok := in.prior[c.prop]; ok && before != Held {
+			continue
+		}
 		if st == NotHeld {
 			changed = append(changed, c.prop+" ("+d+")")
 		}
@@ -250,4 +255,23 @@ func heldUnless(leak bool, failDetail, detail string) (Status, string) {
 		return NotHeld, failDetail
 	}
 	return Held, detail
+}
+
+// HostTargets resolves host on the host (its IPv4 and IPv6 addresses) for
+// the egress checks; what does not resolve stays empty (the checks that
+// need it are skipped). denied is a name the proxy must refuse.
+func HostTargets(ctx context.Context, host, denied string) EgressTargets {
+	t := EgressTargets{Host: host, Denied: denied}
+	ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil {
+		return t
+	}
+	for _, a := range ips {
+		if v4 := a.IP.To4(); v4 != nil && t.IPv4 == "" {
+			t.IPv4 = v4.String()
+		} else if v4 == nil && t.IPv6 == "" {
+			t.IPv6 = a.IP.String()
+		}
+	}
+	return t
 }
