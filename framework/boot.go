@@ -96,7 +96,7 @@ func Boot(ctx SpecContext, name string) *Guest {
 	stateMu.Unlock()
 
 	recordBoot(t.Name, rep, time.Since(bootStart))
-	g := &Guest{Template: t, Arch: cfg.Arch, Hostname: cloudinit.DefaultHostname(t.Name), Report: rep, runner: m.Runner(), artifacts: artifacts}
+	g := &Guest{Template: t, Arch: cfg.Arch, Hostname: cloudinit.DefaultHostname(t.Name), Report: rep, runner: m.Runner(), machine: m, artifacts: artifacts}
 	if t.Engine != nil && t.Engine.VersionCommand != "" {
 		res, err := g.ExecRoot(ctx, t.Engine.VersionCommand)
 		if err == nil {

@@ -69,37 +69,40 @@ func Run(ctx context.Context, in Input) (Profile, error) {
 	}
 	p := Profile{Template: in.Template.Name, Strict: in.Template.Isolation == catalog.IsolationStrict}
 	in.prior = map[string]Status{}
-	for _, c := range []struct {
-		prop string
-		run  func(context.Context, Input) (Status, string)
-	}{
-		{PropCredNoToken, checkTokenNowhere},
-		{PropMountsOnlyDeclared, checkOnlyDeclaredMounts},
-		{PropMountsWritable, checkWritable},
-		{PropMountsReadOnlyOnHost, checkReadOnlyOnHost},
-		{PropMountsSymlinkOnHost, checkSymlinks},
-		{PropCredNoForwarding, checkNoForwarding},
-		{PropResources, checkResources},
-		{PropNetGuestListeners, checkGuestListeners},
-		{PropNetHostLoopback, checkHostLoopback},
-		{PropNetMetadata, checkMetadata},
-		{PropNetDirectEgress, checkDirectEgress},
-		{PropNetDNS, checkGuestDNS},
-		{PropNetIPv6, checkIPv6},
-		{PropNetPolicy, checkPolicy},
-		{PropNetAfterFlush, checkAfterFlush},
-	} {
+	for _, prop := range Properties() {
+		run := checks()[prop]
 		start := time.Now()
 		cctx, cancel := context.WithTimeout(ctx, in.CheckTimeout)
-		st, detail := c.run(cctx, in)
+		st, detail := run(cctx, in)
 		cancel()
 		if ctx.Err() != nil {
 			return p, ctx.Err()
 		}
-		p.Results = append(p.Results, Result{Property: c.prop, Status: st, Detail: detail, Seconds: time.Since(start).Seconds()})
-		in.prior[c.prop] = st
+		p.Results = append(p.Results, Result{Property: prop, Status: st, Detail: detail, Seconds: time.Since(start).Seconds()})
+		in.prior[prop] = st
 	}
 	return p, nil
+}
+
+// checks maps each property of Properties to its check.
+func checks() map[string]func(context.Context, Input) (Status, string) {
+	return map[string]func(context.Context, Input) (Status, string){
+		PropCredNoToken:          checkTokenNowhere,
+		PropMountsOnlyDeclared:   checkOnlyDeclaredMounts,
+		PropMountsWritable:       checkWritable,
+		PropMountsReadOnlyOnHost: checkReadOnlyOnHost,
+		PropMountsSymlinkOnHost:  checkSymlinks,
+		PropCredNoForwarding:     checkNoForwarding,
+		PropResources:            checkResources,
+		PropNetGuestListeners:    checkGuestListeners,
+		PropNetHostLoopback:      checkHostLoopback,
+		PropNetMetadata:          checkMetadata,
+		PropNetDirectEgress:      checkDirectEgress,
+		PropNetDNS:               checkGuestDNS,
+		PropNetIPv6:              checkIPv6,
+		PropNetPolicy:            checkPolicy,
+		PropNetAfterFlush:        checkAfterFlush,
+	}
 }
 
 // The mounts of 9p filesystems in the guest, and every 9p tag its kernel

@@ -189,3 +189,11 @@ func TestRunNeedsInputs(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestEveryPropertyHasACheck(t *testing.T) {
+	cs := checks()
+	assert.Len(t, cs, len(Properties()))
+	for _, p := range Properties() {
+		assert.NotNil(t, cs[p], p)
+	}
+}

@@ -96,3 +96,13 @@ func oneLine(s string) string {
 	}
 	return s
 }
+
+// Properties lists the in-guest properties Run checks, in its order
+// (teardown is checked after close, by CheckTeardown).
+func Properties() []string {
+	return []string{
+		PropCredNoToken, PropMountsOnlyDeclared, PropMountsWritable, PropMountsReadOnlyOnHost, PropMountsSymlinkOnHost,
+		PropCredNoForwarding, PropResources, PropNetGuestListeners, PropNetHostLoopback, PropNetMetadata,
+		PropNetDirectEgress, PropNetDNS, PropNetIPv6, PropNetPolicy, PropNetAfterFlush,
+	}
+}
