@@ -36,8 +36,11 @@ func Template(name string) bool {
 	// share the guest, not their outcome.
 	return Describe(t.Name, Ordered, ContinueOnFailure, Label(framework.TemplateLabels(t)...), func() {
 		var g *framework.Guest
+		iso := &IsolationRun{t: t}
 		BeforeAll(func(ctx SpecContext) {
+			*iso = *PrepareIsolation(t) // canaries before the guest exists
 			g = framework.Boot(ctx, t.Name)
+			iso.Booted(g)
 		}, NodeTimeout(framework.BootTimeout(t)))
 		BeforeEach(func() { recordEngineVersion(g) })
 		ReportAfterEach(func(r SpecReport) { framework.RecordSpec(t.Name, r) })
@@ -48,6 +51,7 @@ func Template(name string) bool {
 			engine = t.Engine.Name
 		}
 		EngineSpec(engine, get)
+		IsolationSpec(get, iso)
 	})
 }
 
