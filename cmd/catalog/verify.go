@@ -30,6 +30,7 @@ type verifyOptions struct {
 	keepOnFailure bool
 	parallel      int
 	labelFilter   string
+	suite         string
 	noReuse       bool
 	timeout       time.Duration
 	intervals     string
@@ -78,6 +79,8 @@ verify of the same template starts from it and skips provisioning.`,
 		"verify up to N templates at once, each in its own process (limited by free memory)")
 	f.StringVar(&o.labelFilter, "label-filter", "",
 		"run only specs matching this Ginkgo label expression (labels: template:, engine:, distro:, arch:, tier:)")
+	f.StringVar(&o.suite, "suite", "",
+		"run only this suite's specs: isolation (the isolation profile; same as --label-filter suite:isolation)")
 	f.BoolVar(&o.noReuse, "no-reuse", os.Getenv("GUESTCATALOG_REUSE") == "0",
 		"always provision from scratch; do not use or keep provisioned disks")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Hour, "give up on the whole run after this long")
@@ -97,6 +100,9 @@ func runVerify(ctx context.Context, out io.Writer, o verifyOptions, args []strin
 	// Resolve every name first: a typo fails now, not after a boot.
 	c, err := framework.Catalog()
 	if err != nil {
+		return err
+	}
+	if err := applySuite(&o); err != nil {
 		return err
 	}
 	var names []string
