@@ -15,6 +15,7 @@ import (
 
 	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/framework/image"
+	"github.com/guestcatalog/guestcatalog/framework/intervals"
 	"github.com/guestcatalog/guestcatalog/framework/machine"
 )
 
@@ -76,9 +77,16 @@ func profileOf(t *testing.T, tmpl *catalog.Template, insecureHostWritable bool) 
 	defer c.Close()
 	t.Setenv(c.EnvName, c.Token) // in the host process's environment while QEMU runs
 
+	// These hosts are shared and loaded (load average 20 on 2 cores seen):
+	// give every phase more time than the TCG default.
+	ivFile := t.TempDir() + "/intervals.yaml"
+	require.NoError(t, os.WriteFile(ivFile, []byte("scale: {tcg: 10}\n"), 0o644))
+	ivals, err := intervals.Load(intervals.WithFile(ivFile))
+	require.NoError(t, err)
+
 	bootStart := time.Now()
 	m, err := machine.Start(ctx, machine.Config{
-		Template: tmpl, Accel: machine.AccelTCG, Home: home, InsecureHostWritable: insecureHostWritable,
+		Template: tmpl, Accel: machine.AccelTCG, Home: home, InsecureHostWritable: insecureHostWritable, Intervals: ivals,
 		Image:  machine.Image{Disk: a.Disk, Format: a.Format, Kernel: a.Kernel, Initrd: a.Initrd, Append: a.Append, Firmware: a.Firmware, Entry: &entry},
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
