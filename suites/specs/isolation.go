@@ -44,16 +44,20 @@ func isolationRequested(t *catalog.Template) bool {
 	return t.Isolation == catalog.IsolationStrict || strings.Contains(GinkgoLabelFilter(), LabelIsolation)
 }
 
-// PrepareIsolation runs in the template's BeforeAll before the guest
-// boots: it makes the canaries (the token in a host file outside every
+// NewIsolationRun is the isolation run of template t (made when the specs
+// are registered; Prepare and Booted fill it in).
+func NewIsolationRun(t *catalog.Template) *IsolationRun { return &IsolationRun{t: t} }
+
+// Prepare runs in the template's BeforeAll before the guest boots: it
+// makes the canaries (the token in a host file outside every
 // mount, a listener on the host's 127.0.0.1, the token in this test
 // process's environment) and registers the teardown check, which runs
 // after the guest's own cleanup (cleanups run last-registered first).
-func PrepareIsolation(t *catalog.Template) *IsolationRun {
+func (r *IsolationRun) Prepare() {
 	GinkgoHelper()
-	r := &IsolationRun{t: t}
+	t := r.t
 	if !isolationRequested(t) {
-		return r
+		return
 	}
 	mounts, err := machine.ResolveMounts(t, "")
 	Expect(err).NotTo(HaveOccurred(), "isolation: resolving the mounts of %s", t.Name)
@@ -80,7 +84,6 @@ func PrepareIsolation(t *catalog.Template) *IsolationRun {
 			Fail(fmt.Sprintf("template %s (isolation: strict), %s: %s", t.Name, res.Property, res.Detail))
 		}
 	})
-	return r
 }
 
 // Booted records, right after the guest booted, what the teardown check

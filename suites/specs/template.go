@@ -36,9 +36,9 @@ func Template(name string) bool {
 	// share the guest, not their outcome.
 	return Describe(t.Name, Ordered, ContinueOnFailure, Label(framework.TemplateLabels(t)...), func() {
 		var g *framework.Guest
-		iso := &IsolationRun{t: t}
+		iso := NewIsolationRun(t)
 		BeforeAll(func(ctx SpecContext) {
-			*iso = *PrepareIsolation(t) // canaries before the guest exists
+			iso.Prepare() // canaries before the guest exists
 			g = framework.Boot(ctx, t.Name)
 			iso.Booted(g)
 		}, NodeTimeout(framework.BootTimeout(t)))
