@@ -142,13 +142,15 @@ func checkPolicy(ctx context.Context, in Input) (Status, string) {
 }
 
 // flushScript: guest root does what an agent with root would to get out:
-// flushes nftables and iptables, accepts everything, adds routes to the
-// gateway and to the metadata network.
+// flushes nftables and iptables, accepts everything, routes everything and
+// the metadata address through the gateway. (Routes only add ways out: an
+// on-link route to 169.254.0.0/16 would make the metadata address
+// unreachable under nat and change the next check's verdict.)
 const flushScript = `nft flush ruleset 2>/dev/null
 for t in iptables ip6tables; do $t -P OUTPUT ACCEPT 2>/dev/null; $t -P INPUT ACCEPT 2>/dev/null; $t -F 2>/dev/null; done
 dev=$(ip -o -4 route show default | awk '{print $5; exit}')
 ip route replace default via 10.0.2.2 dev "$dev" 2>/dev/null
-ip route replace 169.254.0.0/16 dev "$dev" 2>/dev/null
+ip route replace 169.254.169.254 via 10.0.2.2 dev "$dev" 2>/dev/null
 ip route replace 127.0.0.0/8 via 10.0.2.2 dev "$dev" table 100 2>/dev/null
 true`
 
