@@ -159,9 +159,6 @@ func Start(ctx context.Context, opts Options) (*Proxy, error) {
 // Addr is the proxy's address (127.0.0.1:PORT).
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-// Port is the proxy's port.
-func (p *Proxy) Port() int { return p.ln.Addr().(*net.TCPAddr).Port }
-
 // Close stops listening, ends every connection and tunnel, and waits for
 // the server to stop. Idempotent.
 func (p *Proxy) Close() error {
