@@ -26,8 +26,9 @@ test-short: ## tier 1: hermetic unit tests, seconds
 test-integration: ## tier 2: real qemu-img, mmdebstrap, cloud-init schema, QEMU boots
 	GUESTCATALOG_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 40m $(PKGS_LIB)
 
-test-e2e: ## tier 3: `catalog verify --offline` of the offline templates, with reports
+test-e2e: ## tier 3: `catalog verify --offline` of the offline templates, and README's own-template example
 	$(GO) run ./cmd/catalog verify --offline --report-dir $(REPORTS) --artifacts $(ARTIFACTS) $(E2E)
+	GO=$(GO) REPORTS=$(abspath $(REPORTS)) ARTIFACTS=$(abspath $(ARTIFACTS)) ./.ci/e2e-own-template
 
 test-suites: ## tier 3: the same specs through `go test ./suites/...` (reuses provisioned disks)
 	GUESTCATALOG_OFFLINE=1 GUESTCATALOG_TEMPLATES="$(E2E)" $(GO) test -count=1 -p 1 -timeout 60m ./suites/... -ginkgo.v -ginkgo.junit-report=junit-suites.xml

@@ -40,9 +40,9 @@ func WithParams(params map[string]string) ResolveOption {
 }
 
 // Resolve returns the template named name (or aliased so): composed from
-// its bases, defaulted, validated, with the steps and probes whose `when`
-// does not match its distro or family dropped (arch filtering is left to
-// [Template.StepsFor] and [Template.ProbesFor]). The template is the
+// its bases, defaulted, validated, with the steps, probes and checks whose
+// `when` does not match its distro or family dropped (arch filtering is
+// left to [Template.StepsFor], [Template.ProbesFor] and [Template.ChecksFor]). The template is the
 // caller's to modify. An invalid template's error is a [Problems] listing
 // everything wrong; an unknown name wraps [ErrUnknownTemplate].
 func (c *Catalog) Resolve(name string, opts ...ResolveOption) (*Template, error) {
@@ -125,11 +125,13 @@ func (c *Catalog) check(d *document, opts ...ResolveOption) Result {
 					probes = append(probes, p)
 				}
 			}
-			r.Errors = append(r.Errors, checkTemplate(t, rootLocator(d), steps, probes)...)
+			r.Errors = append(r.Errors, checkTemplate(t, rootLocator(d), steps, probes, d.layer == 0)...)
+			r.Errors = append(r.Errors, composedChecks(comp)...)
 		}
 		r.Errors = append(r.Errors, applyParams(t, o.params)...)
 		t.Provision = slices.DeleteFunc(t.Provision, func(s Step) bool { return !s.When.matchesDistro(t.Distro) })
 		t.Probes = slices.DeleteFunc(t.Probes, func(p Probe) bool { return !p.When.matchesDistro(t.Distro) })
+		t.Checks = slices.DeleteFunc(t.Checks, func(c Check) bool { return !c.When.matchesDistro(t.Distro) })
 	}
 	if r.OK() {
 		r.Template = t
@@ -219,9 +221,9 @@ func (c *Catalog) CheckAll() []Result {
 	return c.checkSelected(func(*document) bool { return true })
 }
 
-// CheckFiles checks what [LoadFiles] added: the templates and fragments of
-// the files named, and every template composed from one of them (a shipped
-// template using a fragment the files replace).
+// CheckFiles checks what [WithPaths] added: the templates and fragments of
+// the files and directories named, and every template composed from one of
+// them (a shipped template using a fragment the files replace).
 func (c *Catalog) CheckFiles() []Result {
 	return c.checkSelected(func(d *document) bool { return d.layer > 0 })
 }

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -88,8 +89,8 @@ func TestTemplateBasedOnTemplate(t *testing.T) {
 	assert.Equal(t, FirmwareUEFI, tmpl.Images[0].Firmware)
 }
 
-func TestLoadFilesLayersOverShipped(t *testing.T) {
-	c, err := LoadFiles("testdata/valid-basic.yaml")
+func TestLoadPathsLayerOverShipped(t *testing.T) {
+	c, err := Load(context.Background(), WithPaths("testdata/valid-basic.yaml"))
 	require.NoError(t, err)
 	rs := c.CheckFiles()
 	require.Len(t, rs, 1, "only the file's template; its fragments are checked through it")
@@ -103,7 +104,7 @@ func TestLoadFilesLayersOverShipped(t *testing.T) {
 	name := shipped[0].Name
 	p := filepath.Join(t.TempDir(), "override.yaml")
 	require.NoError(t, writeFile(p, "apiVersion: guestcatalog.dev/v1alpha1\nkind: Fragment\nname: "+name+"\ncpus: 0\n"))
-	c, err = LoadFiles(p)
+	c, err = Load(context.Background(), WithPaths(p))
 	require.NoError(t, err)
 	rs = c.CheckFiles()
 	require.NotEmpty(t, rs)

@@ -21,7 +21,7 @@ overriding earlier ones, and the document itself overrides them all:
   ~engine.requires~ and ~user.groups~ are unions (bases first, duplicates dropped).
 - **Maps** (~env~, ~params~): merged key by key, the nearest value wins.
 - **~images~**: alternatives, so the nearest non-empty list replaces the others.
-- **~provision~, ~probes~, ~portForwards~, ~mounts~**: concatenated, bases first in
+- **~provision~, ~probes~, ~checks~, ~portForwards~, ~mounts~**: concatenated, bases first in
   base order, then the document's own.
 - **Not inherited**: ~name~, ~aliases~, ~tier~, ~description~, ~kind~ (and ~base~ itself).
 
@@ -42,6 +42,9 @@ type composition struct {
 	// stepFrom[i] and probeFrom[i] are the documents that declared
 	// t.Provision[i] and t.Probes[i].
 	stepFrom, probeFrom []*document
+	// checkFrom[i] declared t.Checks[i], as its checks[checkIndex[i]].
+	checkFrom  []*document
+	checkIndex []int
 	// viaBase is, for each document of the chain, the index in the root's
 	// base list through which it came (-1 for the root).
 	viaBase  map[*document]int
@@ -167,6 +170,11 @@ func (comp *composition) merge(d *document) {
 		dst.Probes = append(dst.Probes, cloneProbe(p))
 		comp.probeFrom = append(comp.probeFrom, d)
 	}
+	for i, ck := range src.Checks {
+		dst.Checks = append(dst.Checks, cloneCheck(ck))
+		comp.checkFrom = append(comp.checkFrom, d)
+		comp.checkIndex = append(comp.checkIndex, i)
+	}
 	dst.PortForwards = append(dst.PortForwards, src.PortForwards...)
 	dst.Mounts = append(dst.Mounts, src.Mounts...)
 	composeSandbox(dst, src)
@@ -229,6 +237,10 @@ func (t *Template) DeepCopy() *Template {
 	c.Probes = nil
 	for _, p := range t.Probes {
 		c.Probes = append(c.Probes, cloneProbe(p))
+	}
+	c.Checks = nil
+	for _, ck := range t.Checks {
+		c.Checks = append(c.Checks, cloneCheck(ck))
 	}
 	c.PortForwards = slices.Clone(t.PortForwards)
 	c.Mounts = slices.Clone(t.Mounts)

@@ -32,7 +32,7 @@ var versionCommands = map[string]string{
 // sudo; tier experimental; init systemd (openrc on Alpine); image firmware
 // bios (uefi on aarch64, which has no BIOS); build mirror deb.debian.org
 // and component main; data step permissions 0644; probe timeout "probe";
-// port forward proto tcp; the engine's version command. Default never overrides a value that is set,
+// checks as user, expecting exit code 0; port forward proto tcp; the engine's version command. Default never overrides a value that is set,
 // and applying it twice changes nothing.
 func Default(t *Template) {
 	alpine := t.Distro != nil && (t.Distro.Family == FamilyAlpine || t.Distro.Name == "alpine")
@@ -99,6 +99,16 @@ func Default(t *Template) {
 	for i := range t.Probes {
 		if t.Probes[i].Timeout == "" {
 			t.Probes[i].Timeout = DefaultProbeTimeout
+		}
+	}
+	for i := range t.Checks {
+		ck := &t.Checks[i]
+		if ck.As == "" {
+			ck.As = CheckAsUser
+		}
+		if ck.ExitCode == nil {
+			n := 0
+			ck.ExitCode = &n
 		}
 	}
 	for i := range t.PortForwards {

@@ -1,12 +1,16 @@
 // Package catalog loads, composes, defaults and validates guest templates.
 //
 // A template is a YAML document (apiVersion guestcatalog.dev/v1alpha1,
-// kind Template) naming a distro image and, usually, a container engine,
-// `<distro>-<release>[-<engine>]` with short aliases (`debian-docker`). It
-// is composed with `base:` from fragments (kind Fragment), named by their
-// path: `images/debian-13`, `engines/docker`; [MergeRules] says how. The
-// shipped templates are embedded from catalog/templates; [LoadFiles]
-// layers a user's files over them.
+// kind Template) naming a distro image and, usually, a container engine;
+// the shipped ones are named `<distro>-<release>[-<engine>]`, with short
+// aliases (`debian-docker`), a user's any valid name. It is composed with
+// `base:` from fragments (kind Fragment), named by their path:
+// `images/debian-13`, `engines/docker`; [MergeRules] says how. The shipped
+// templates are embedded from catalog/templates; [Load] with [WithPaths]
+// layers a user's files and directories over them ([Catalog.Shadowed] says
+// which shipped names they take). A template may declare `checks:`
+// ([Check]), tests of the provisioned guest that the framework runs as
+// specs, and its probes may wait with `eventually:`.
 //
 // The steps are explicit: Load reads every document strictly (unknown
 // fields, duplicate keys, wrong types are errors) and checks each

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,7 +24,7 @@ type document struct {
 	name   string    // known even when t is nil, if the document had one
 	kind   string
 	source string // the file, as shown in messages
-	layer  int    // 0 embedded, 1 files named by the user
+	layer  int    // 0 embedded, i+1 the documents of the i-th path of WithPaths
 	pos    *posIndex
 
 	loadErrs Problems // why t is nil (or a duplicate name)
@@ -71,23 +72,19 @@ func LoadFiles(paths ...string) (*Catalog, error) {
 }
 
 // load builds a catalog from the embedded templates (if withEmbedded) and
-// the files named; tests load fixtures alone with withEmbedded false.
+// the files named, all in one layer; tests load fixtures alone with
+// withEmbedded false.
 func load(withEmbedded bool, paths []string) (*Catalog, error) {
-	var docs []*document
-	if withEmbedded {
-		docs = append(docs, loadEmbeddedDocs()...)
-	}
-	for _, p := range paths {
-		docs = append(docs, loadPath(p)...)
-	}
-	c := newCatalog(docs)
-	return c, c.loadProblems().errOrNil()
+	return loadWith(context.Background(), loadOptions{builtin: withEmbedded, paths: paths, oneLayer: true})
 }
 
-func loadEmbeddedDocs() []*document {
+func loadEmbeddedDocs(ctx context.Context) ([]*document, error) {
 	var docs []*document
 	err := fs.WalkDir(templatesFS, embeddedRoot, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() || !isYAML(p) {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		data, err := templatesFS.ReadFile(p)
@@ -101,10 +98,13 @@ func loadEmbeddedDocs() []*document {
 		checkLayout(rel, fileDocs)
 		return nil
 	})
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	if err != nil { // cannot happen with embed.FS; keep it visible if it does
 		docs = append(docs, &document{source: embeddedDisplay, loadErrs: Problems{{Pos: Position{File: embeddedDisplay}, Message: err.Error()}}})
 	}
-	return docs
+	return docs, nil
 }
 
 // checkLayout keeps the shipped tree predictable: one document per file,
@@ -304,7 +304,9 @@ func (c *Catalog) checkAliases() {
 		}
 		for i, a := range d.t.Aliases {
 			field := indexPath("aliases", i)
-			if other, ok := c.docs[a]; ok {
+			if other, ok := c.docs[a]; ok && other.layer > d.layer {
+				continue // a user's template takes a shipped alias: see Shadowed
+			} else if ok {
 				d.errs = append(d.errs, Problem{Pos: d.locate(field), Field: field,
 					Message: fmt.Sprintf("%q is already the name of %s", a, other.describe())})
 				continue

@@ -133,7 +133,6 @@ func TestInvalidFixtures(t *testing.T) {
 		errs: []string{
 			`testdata/invalid-name.yaml:4:47: distro.family: debian is in family debian, not rhel`,
 			`testdata/invalid-name.yaml:9:7: tier: must be one of nightly, experimental, not "weekly"`,
-			`testdata/invalid-name.yaml:8:7: name: must be "debian-99-docker", from <distro.name>-<distro.release>[-<engine.name>] (not "debian-docker")`,
 			`testdata/invalid-name.yaml:10:1: images: must list an image for x86_64 or aarch64 (in the template or one of its bases)`,
 			`testdata/invalid-name.yaml:13:1: distro: must be set, with name and family (in the template or one of its bases)`,
 			`testdata/invalid-name.yaml:13:1: images: must list an image for x86_64 or aarch64 (in the template or one of its bases)`,
@@ -148,6 +147,27 @@ func TestInvalidFixtures(t *testing.T) {
 		},
 		warns: []string{
 			`testdata/invalid-engine-coverage.yaml:24:71: images[0].noDigest: no digest, the download is not verified: test`,
+		},
+	}, {
+		file: "invalid-checks.yaml",
+		errs: []string{
+			`testdata/invalid-checks.yaml:30:11: checks[0].name: "engine answers" is already the name of a check of engines/ok (testdata/invalid-checks.yaml:40:11)`,
+			`testdata/invalid-checks.yaml:5:16: engine.name: must be a lowercase name (^[a-z][a-z0-9-]*$), not "Checked"`,
+			`testdata/invalid-checks.yaml:9:9: checks[0].as: must be one of user, root, not "admin"`,
+			`testdata/invalid-checks.yaml:10:15: checks[0].exitCode: must be an exit code from 0 to 255, not 256`,
+			`testdata/invalid-checks.yaml:11:5: checks[0].stdout: must set only one of equals, contains or regex, not contains and regex`,
+			`testdata/invalid-checks.yaml:12:5: checks[0].stderr: must set one of equals, contains or regex`,
+			`testdata/invalid-checks.yaml:13:11: checks[1].name: "greets" is already the name of checks[0]`,
+			`testdata/invalid-checks.yaml:14:10: checks[1].run: must be set`,
+			"testdata/invalid-checks.yaml:15:21: checks[1].stdout.regex: must be a regular expression (RE2 syntax): error parsing regexp: missing closing ): `(unclosed`",
+			`testdata/invalid-checks.yaml:16:17: checks[1].eventually: must be a duration (90s) or a named interval (probe, docker/wait-engine), not "5 minutes"`,
+			`testdata/invalid-checks.yaml:17:5: checks[2].name: must be set`,
+			`testdata/invalid-checks.yaml:18:15: checks[2].exitCode: must be an exit code from 0 to 255, not -1`,
+			`testdata/invalid-checks.yaml:19:17: checks[2].eventually: must be positive, not 0s`,
+			`testdata/invalid-checks.yaml:20:23: checks[2].when.families[0]: must be one of debian, rhel, alpine, suse, arch, not "redhat"`,
+		},
+		warns: []string{
+			`testdata/invalid-checks.yaml:28:71: images[0].noDigest: no digest, the download is not verified: test`,
 		},
 	}}
 	seen := map[string]bool{}

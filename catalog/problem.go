@@ -52,8 +52,8 @@ func (p Problem) Error() string {
 	return b.String()
 }
 
-// Problems is every problem found at once; it is the error Load, Resolve and
-// Validate return, one problem per line. Use errors.As to get at the items.
+// Problems is every problem found at once; it is the error Load and Resolve
+// return (and Result.Errors), one problem per line. Use errors.As to get at the items.
 type Problems []Problem
 
 func (ps Problems) Error() string { return strings.Join(ps.Strings(), "\n") }

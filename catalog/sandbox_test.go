@@ -28,7 +28,7 @@ func sandboxTemplate() *Template {
 }
 
 func TestSandboxValid(t *testing.T) {
-	require.NoError(t, Validate(sandboxTemplate()))
+	require.NoError(t, validateGo(sandboxTemplate()))
 }
 
 // TestSandboxInvalid pins the message of each rule on the input it exists
@@ -58,8 +58,7 @@ func TestSandboxInvalid(t *testing.T) {
 			t.Network = &Network{Egress: EgressNone, HostLoopback: boolPtr(true)}
 		}, "network.hostLoopback: cannot be true with egress none (the guest reaches nothing); use egress proxy and allow the loopback address"},
 		{"unknown isolation", func(t *Template) { t.Isolation = "paranoid" },
-			`isolation: must be one of strict, not "paranoid"` + "\nmade in Go: " +
-				`name: must be "debian-13", from <distro.name>-<distro.release>[-<engine.name>] (not "debian-13-sandbox")`},
+			`isolation: must be one of strict, not "paranoid"`},
 		{"mount over /etc", func(t *Template) { t.Mounts[0].MountPoint = "/etc" },
 			"mounts[0].mountPoint: /etc is a guest system directory; mount below it"},
 		{"mount point twice", func(t *Template) { t.Mounts[1].MountPoint = "/workspace" },
@@ -72,17 +71,26 @@ func TestSandboxInvalid(t *testing.T) {
 			`images[0].build.kernel: must be one of cloud, generic, not "rt"`},
 		{"mounts with the cloud kernel", func(t *Template) { t.Images[0].Build.Kernel = KernelCloud },
 			`images[0].build.kernel: must be generic for a template with mounts (Debian's cloud kernel has no 9p), not "cloud"`},
-		{"sandbox name without strict isolation", func(t *Template) { t.Isolation = "" },
-			`name: must be "debian-13", from <distro.name>-<distro.release>[-<engine.name>] (not "debian-13-sandbox")`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tmpl := sandboxTemplate()
 			tc.modify(tmpl)
-			err := Validate(tmpl)
+			err := validateGo(tmpl)
 			require.Error(t, err)
 			assert.Equal(t, "made in Go: "+tc.want, err.Error())
 		})
 	}
+}
+
+// TestSandboxName: a shipped template without an engine is named
+// <distro>-<release>-sandbox exactly when it declares isolation: strict.
+func TestSandboxName(t *testing.T) {
+	tmpl := sandboxTemplate()
+	loc := func(string) Position { return Position{File: tmpl.Source} }
+	assert.Empty(t, checkTemplate(tmpl, loc, nil, nil, true))
+	tmpl.Isolation = ""
+	assert.Equal(t, `made in Go: name: must be "debian-13", from <distro.name>-<distro.release>[-<engine.name>] (not "debian-13-sandbox")`,
+		checkTemplate(tmpl, loc, nil, nil, true).errOrNil().Error())
 }
 
 func TestNetworkPolicyDefaults(t *testing.T) {

@@ -5,9 +5,11 @@ import (
 	"fmt"
 
 	"github.com/invopop/jsonschema"
+
+	"github.com/guestcatalog/guestcatalog/framework/exec"
 )
 
-//go:generate go run gen_schema.go
+//go:generate go run ./internal/genschema
 
 // SchemaID is the $id of the JSON Schema of template documents.
 const SchemaID = "https://guestcatalog.dev/schema/v1alpha1/template.schema.json"
@@ -38,7 +40,7 @@ func GenerateSchema(srcDir string) ([]byte, error) {
 
 	// What tags cannot say: names of env and params, and the values a
 	// `when` filter can take (the enums of the fields it filters on).
-	names := &jsonschema.Schema{Pattern: varName.String()}
+	names := &jsonschema.Schema{Pattern: exec.EnvNamePattern}
 	for _, p := range []string{"env", "params"} {
 		if prop, ok := s.Properties.Get(p); ok {
 			prop.PropertyNames = names
@@ -53,6 +55,11 @@ func GenerateSchema(srcDir string) ([]byte, error) {
 				}
 			}
 		}
+	}
+	// An expectation on output sets exactly one of equals, contains, regex.
+	if e, ok := s.Definitions["Expect"]; ok {
+		one := uint64(1)
+		e.MinProperties, e.MaxProperties = &one, &one
 	}
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {

@@ -79,15 +79,31 @@ func TestDefault(t *testing.T) {
 	Default(again)
 	assert.Equal(t, tmpl, again, "Default is idempotent")
 
-	for name := range versionCommands {
-		assert.Contains(t, engineNames, name)
-	}
-	for _, name := range engineNames {
+	// the shipped engines keep their version commands; any other engine
+	// name is valid and has none by default
+	for _, name := range []string{"containerd", "docker", "podman", "k3s", "k0s", "rke2", "apptainer", "k8s", "usernetes"} {
 		assert.NotEmpty(t, versionCommands[name], "no version command for engine %s", name)
 	}
+	for name := range versionCommands {
+		assert.Regexp(t, enginePattern, name)
+	}
+	own := &Template{Kind: KindTemplate, Engine: &Engine{Name: "my-engine"}}
+	Default(own)
+	assert.Empty(t, own.Engine.VersionCommand)
 	for _, name := range distroNames {
 		assert.Contains(t, familyNames, distroFamily[name], "no family for distro %s", name)
 	}
+}
+
+// validateGo checks a template built in Go, as a catalog checks a loaded
+// one; positions carry only t.Source.
+func validateGo(t *Template) error {
+	loc := func(string) Position { return Position{File: t.Source} }
+	errs, _ := checkDocument(t, loc)
+	if t.Kind == KindTemplate {
+		errs = append(errs, checkTemplate(t, loc, t.Provision, t.Probes, false)...)
+	}
+	return errs.errOrNil()
 }
 
 func TestValidateGoTemplate(t *testing.T) {
@@ -95,7 +111,7 @@ func TestValidateGoTemplate(t *testing.T) {
 		Distro: &Distro{Name: "debian", Release: "13", Family: FamilyDebian},
 		Images: []Image{{Arch: ArchX8664, Location: "https://x/y"}}}
 	Default(tmpl)
-	require.EqualError(t, Validate(tmpl), "made in Go: images[0].digest: must be set (or noDigest must say why)")
+	require.EqualError(t, validateGo(tmpl), "made in Go: images[0].digest: must be set (or noDigest must say why)")
 	tmpl.Images[0].NoDigest = "test"
-	require.NoError(t, Validate(tmpl))
+	require.NoError(t, validateGo(tmpl))
 }

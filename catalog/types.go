@@ -81,8 +81,11 @@ type Template struct {
 	// data and is never evaluated by a shell.
 	Params map[string]string `yaml:"params,omitempty" json:"params,omitempty"`
 
-	Provision    []Step        `yaml:"provision,omitempty" json:"provision,omitempty"`
-	Probes       []Probe       `yaml:"probes,omitempty" json:"probes,omitempty"`
+	Provision []Step  `yaml:"provision,omitempty" json:"provision,omitempty"`
+	Probes    []Probe `yaml:"probes,omitempty" json:"probes,omitempty"`
+	// Checks are declared tests of the provisioned guest, run after the
+	// engine's own specs and reported by name.
+	Checks       []Check       `yaml:"checks,omitempty" json:"checks,omitempty"`
 	PortForwards []PortForward `yaml:"portForwards,omitempty" json:"portForwards,omitempty"`
 	Mounts       []Mount       `yaml:"mounts,omitempty" json:"mounts,omitempty"`
 	// Network is the guest's network policy (sandbox.go); unset: egress nat.
@@ -106,7 +109,11 @@ type Distro struct {
 
 // Engine names the container engine a template provides.
 type Engine struct {
-	Name string `yaml:"name" json:"name" jsonschema:"required,enum=containerd,enum=docker,enum=podman,enum=k3s,enum=k0s,enum=rke2,enum=apptainer,enum=k8s,enum=usernetes"`
+	// Name is any lowercase name: the shipped engines (containerd, docker,
+	// podman, k3s, k0s, rke2, apptainer, k8s, usernetes) come with Go specs
+	// and a default versionCommand; another engine's checks come from the
+	// template (checks:).
+	Name string `yaml:"name" json:"name" jsonschema:"required,pattern=^[a-z][a-z0-9-]*$"`
 	// Version the provisioning installs: a vendor release pinned by the
 	// fragment, or the distro package version the template expects.
 	Version string `yaml:"version,omitempty" json:"version,omitempty"`
@@ -193,15 +200,21 @@ type When struct {
 }
 
 // Probe is a readiness check run in the guest after provisioning: the
-// script must exit 0 within Timeout.
+// script must exit 0 within Timeout; with Eventually, it is run again
+// until it does, for at most Eventually.
 type Probe struct {
 	Description string `yaml:"description" json:"description" jsonschema:"required"`
 	When        *When  `yaml:"when,omitempty" json:"when,omitempty"`
 	Script      string `yaml:"script" json:"script" jsonschema:"required"`
 	// Hint is shown when the probe fails.
 	Hint string `yaml:"hint,omitempty" json:"hint,omitempty"`
-	// Timeout is a named interval (see framework config) or a duration; default "probe".
+	// Timeout bounds one run of the script: a named interval (see framework
+	// config) or a duration; default "probe".
 	Timeout string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Eventually, when set, retries the script until it exits 0, for at most
+	// this named interval or duration (either scaled by accelerator, unlike
+	// a duration in Timeout).
+	Eventually string `yaml:"eventually,omitempty" json:"eventually,omitempty"`
 }
 
 // PortForward forwards a host port on 127.0.0.1 to a guest port.

@@ -9,7 +9,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
+
+	"github.com/guestcatalog/guestcatalog/framework/exec"
 )
 
 // The enums and patterns of the schema are read from the struct tags of
@@ -19,7 +20,6 @@ var (
 	distroNames   = tagEnum[Distro]("Name")
 	familyNames   = tagEnum[Distro]("Family")
 	initNames     = tagEnum[Distro]("Init")
-	engineNames   = tagEnum[Engine]("Name")
 	requireNames  = tagEnum[Requirement]("What")
 	archNames     = tagEnum[Image]("Arch")
 	firmwareNames = tagEnum[Image]("Firmware")
@@ -27,6 +27,7 @@ var (
 	protoNames    = tagEnum[PortForward]("Proto")
 
 	namePattern   = tagPattern[Template]("Name")
+	enginePattern = tagPattern[Engine]("Name")
 	digestPattern = tagPattern[Image]("Digest")
 	userPattern   = tagPattern[User]("Name")
 	permPattern   = tagPattern[Step]("Permissions")
@@ -46,10 +47,6 @@ var distroFamily = map[string]string{
 }
 
 var (
-	// varName is the pattern of param and env names: they become
-	// environment variables (params as PARAM_<name>).
-	varName     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	packageName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+_:=~@/-]*$`)
 	ownerSpec   = regexp.MustCompile(`^[a-z_][a-z0-9_-]*(:[a-z_][a-z0-9_-]*)?$`)
 	intervalRef = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*(/[a-z0-9][a-z0-9-]*)?$`)
 	releaseName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*$`)
@@ -118,19 +115,6 @@ func (c *checker) required(field, v string, allowed []string) {
 	c.enum(field, v, allowed)
 }
 
-// Validate checks a template built in Go (or composed and defaulted by
-// hand) and returns every problem at once as [Problems]; positions carry
-// only t.Source. Templates from a Catalog are validated by
-// [Catalog.Resolve] and [Catalog.Check], with file:line:col.
-func Validate(t *Template) error {
-	loc := func(string) Position { return Position{File: t.Source} }
-	errs, _ := checkDocument(t, loc)
-	if t.Kind == KindTemplate {
-		errs = append(errs, checkTemplate(t, loc, t.Provision, t.Probes)...)
-	}
-	return errs.errOrNil()
-}
-
 // checkDocument checks one document's own fields: what can be wrong in it
 // whatever it is composed with. It returns errors and warnings.
 func checkDocument(t *Template, loc func(string) Position) (Problems, Problems) {
@@ -185,7 +169,12 @@ func checkDocument(t *Template, loc func(string) Position) (Problems, Problems) 
 		c.enum("distro.init", d.Init, initNames)
 	}
 	if e := t.Engine; e != nil {
-		c.required("engine.name", e.Name, engineNames)
+		switch {
+		case e.Name == "":
+			c.errf("engine.name", "must be set")
+		case !enginePattern.MatchString(e.Name):
+			c.errf("engine.name", "must be a lowercase name (%s), not %q", enginePattern, e.Name)
+		}
 		for i, r := range e.Requires {
 			f := indexPath("engine.requires", i)
 			c.required(f+".what", r.What, requireNames)
@@ -234,15 +223,15 @@ func checkDocument(t *Template, loc func(string) Position) (Problems, Problems) 
 	for _, k := range slices.Sorted(maps.Keys(t.Env)) {
 		f := childPath("env", k)
 		switch {
-		case !varName.MatchString(k):
-			c.errf(f, "must be an environment variable name (%s)", varName)
+		case !ValidEnvName(k):
+			c.errf(f, "must be an environment variable name (%s)", exec.EnvNamePattern)
 		case strings.HasPrefix(k, "PARAM_"):
 			c.errf(f, "the PARAM_ prefix is reserved for params")
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(t.Params)) {
-		if !varName.MatchString(k) {
-			c.errf(childPath("params", k), "must be a param name (%s): scripts read it as PARAM_<name>", varName)
+		if !ValidEnvName(k) {
+			c.errf(childPath("params", k), "must be a param name (%s): scripts read it as PARAM_<name>", exec.EnvNamePattern)
 		}
 	}
 
@@ -257,17 +246,11 @@ func checkDocument(t *Template, loc func(string) Position) (Problems, Problems) 
 		if strings.TrimSpace(p.Script) == "" {
 			c.errf(f+".script", "must be set")
 		}
-		if p.Timeout != "" {
-			if d, err := time.ParseDuration(p.Timeout); err == nil {
-				if d <= 0 {
-					c.errf(f+".timeout", "must be positive, not %s", p.Timeout)
-				}
-			} else if !intervalRef.MatchString(p.Timeout) {
-				c.errf(f+".timeout", "must be a duration (90s) or a named interval (probe, docker/wait-engine), not %q", p.Timeout)
-			}
-		}
+		c.interval(f+".timeout", p.Timeout)
+		c.interval(f+".eventually", p.Eventually)
 		c.when(f+".when", p.When)
 	}
+	c.checks(t.Checks)
 
 	type portKey struct {
 		port  int
@@ -357,7 +340,11 @@ func (c *checker) image(f string, im Image) {
 				c.errf(indexPath(f+".build.components", i), "must be an archive component (main, contrib), not %q", comp)
 			}
 		}
-		c.packages(f+".build.packages", b.Packages, false)
+		for i, p := range b.Packages {
+			if !ValidDebianPackageName(p) {
+				c.errf(indexPath(f+".build.packages", i), "must be a Debian package name (%s), not %q", DebianPackageNamePattern, p)
+			}
+		}
 	}
 }
 
@@ -381,12 +368,12 @@ func (c *checker) size(f, s string, minimum int64, minText string) {
 	}
 }
 
-func (c *checker) packages(f string, pkgs []string, required bool) {
-	if required && len(pkgs) == 0 {
+func (c *checker) packages(f string, pkgs []string) {
+	if len(pkgs) == 0 {
 		c.errf(f, "must list at least one package")
 	}
 	for i, p := range pkgs {
-		if !packageName.MatchString(p) {
+		if !ValidPackageName(p) {
 			c.errf(indexPath(f, i), "must be a package name (no spaces or shell characters), not %q", p)
 		}
 	}
@@ -435,7 +422,7 @@ func (c *checker) step(f string, s Step) {
 			c.errf(f+".owner", "must be user or user:group, not %q", s.Owner)
 		}
 	case ModePackages:
-		c.packages(f+".packages", s.Packages, true)
+		c.packages(f+".packages", s.Packages)
 	default:
 		c.when(f+".when", s.When)
 		return // an unknown mode: which fields belong is unknown too
@@ -463,7 +450,7 @@ func (c *checker) when(f string, w *When) {
 	}
 }
 
-// ExpectedName is the name a template must have, from what it is:
+// ExpectedName is the name a shipped template must have, from what it is:
 // `<distro.name>-<distro.release>[-<engine.name>]` (the release left out
 // when empty, for rolling distros). Deriving names keeps the catalog's
 // naming from drifting from its content; aliases give the short names.
@@ -485,12 +472,13 @@ func ExpectedName(t *Template) string {
 
 // checkTemplate checks what needs the whole composed, defaulted template.
 // engineSteps and engineProbes are those declared by the documents that
-// set the engine.
-func checkTemplate(t *Template, loc func(string) Position, engineSteps []Step, engineProbes []Probe) Problems {
+// set the engine. The name rule binds shipped templates only: a user's
+// template may have any valid name.
+func checkTemplate(t *Template, loc func(string) Position, engineSteps []Step, engineProbes []Probe, shipped bool) Problems {
 	c := &checker{loc: loc}
 	if t.Distro == nil || t.Distro.Name == "" || t.Distro.Family == "" {
 		c.errf("distro", "must be set, with name and family (in the template or one of its bases)")
-	} else if want := ExpectedName(t); t.Name != want {
+	} else if want := ExpectedName(t); shipped && t.Name != want {
 		c.errf("name", "must be %q, from <distro.name>-<distro.release>[-<engine.name>] (not %q)", want, t.Name)
 	}
 	arches := map[string]bool{}

@@ -89,7 +89,6 @@ var (
 	templateName = regexp.MustCompile(`^[a-z0-9][a-z0-9._/-]*$`)
 	userName     = regexp.MustCompile(`^[a-z_][a-z0-9_-]*$`)
 	hostLabel    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	packageName  = regexp.MustCompile(`^[A-Za-z0-9@_][A-Za-z0-9.+_:@=~<>/-]*$`)
 	filePerms    = regexp.MustCompile(`^0[0-7]{3}$`)
 )
 
@@ -148,7 +147,7 @@ func TemplateEnv(t *catalog.Template) (map[string]string, error) {
 	}
 	add := func(field, name, value string) {
 		switch {
-		case !shellName.MatchString(name):
+		case !catalog.ValidEnvName(name):
 			errs = append(errs, fmt.Errorf("%s: %q is not a shell variable name", field, name))
 		case name == EnvUser:
 			errs = append(errs, fmt.Errorf("%s: %s is set by guestcatalog", field, EnvUser))
@@ -276,7 +275,7 @@ func plan(t *catalog.Template, in Input) (*seedPlan, error) {
 				bad("%s: packages: must list at least one package", field)
 			}
 			for _, pkg := range s.Packages {
-				if !packageName.MatchString(pkg) {
+				if !catalog.ValidPackageName(pkg) {
 					bad("%s: package %q: not a package name", field, pkg)
 					continue
 				}

@@ -9,8 +9,6 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework/exec"
 )
 
-var shellName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
 // envFile renders vars as `export NAME=value` lines, sorted by name, with
 // GUESTCATALOG_USER first. Each value is one shell word (exec.Quote: plain
 // when made of characters no shell treats specially, single-quoted

@@ -1,6 +1,7 @@
 package cloudinit
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -23,7 +24,7 @@ type shippedCase struct {
 // has one further down. The catalog must load: a broken catalog fails here.
 func shippedCases(t *testing.T) []shippedCase {
 	t.Helper()
-	c, err := catalog.LoadEmbedded()
+	c, err := catalog.Load(context.Background())
 	require.NoError(t, err)
 	var out []shippedCase
 	for _, tpl := range c.Templates() {

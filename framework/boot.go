@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
@@ -21,7 +20,7 @@ import (
 
 	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/cloudinit"
-	"github.com/guestcatalog/guestcatalog/framework/download"
+	"github.com/guestcatalog/guestcatalog/framework/config"
 	"github.com/guestcatalog/guestcatalog/framework/image"
 	"github.com/guestcatalog/guestcatalog/framework/machine"
 	"github.com/guestcatalog/guestcatalog/framework/provisioned"
@@ -33,22 +32,25 @@ import (
 // What cannot run here (offline, an unreachable installer or image) skips
 // the template's specs with the reason; a guest that does not become ready
 // fails them with the phase, the console tail and the artifacts path.
-func Boot(ctx SpecContext, name string) *Guest {
+func (r *Run) Boot(ctx SpecContext, name string) *Guest {
 	GinkgoHelper()
 	bootStart := time.Now()
-	cfg := current()
-	t := MustResolve(name)
-	rep := reportFor(t.Name)
+	cfg := &r.cfg
+	t, err := r.Resolve(name)
+	if err != nil {
+		Fail(err.Error())
+	}
+	rep := r.reportFor(t.Name)
 	artifacts := filepath.Join(cfg.ArtifactsDir, t.Name)
 	rep.Artifacts = artifacts
-	logger := bootLogger(cfg)
+	logger := r.bootLogger()
 
 	if reason := unmetRequirement(ctx, cfg, t); reason != "" {
 		Skip(reason)
 	}
 
 	imageStart := time.Now()
-	img, err := image.Resolve(ctx, t, cfg.Arch, imageOptions(cfg, logger)...)
+	img, err := image.Resolve(ctx, t, cfg.Arch, r.imageOptions(logger)...)
 	if err != nil {
 		if reason, ok := image.Unavailable(err); ok {
 			Skip(fmt.Sprintf("no image for %s/%s here: %s", t.Name, cfg.Arch, reason))
@@ -61,7 +63,7 @@ func Boot(ctx SpecContext, name string) *Guest {
 		rep.Image.Recipe = img.Recipe
 	}
 
-	ivals := intervalsSet()
+	ivals := r.ivals
 	entry := img.Entry
 	mcfg := machine.Config{
 		Template:      t,
@@ -72,17 +74,18 @@ func Boot(ctx SpecContext, name string) *Guest {
 		Intervals:     ivals,
 		Logger:        logger,
 		KeepOnFailure: cfg.KeepOnFailure,
+		RunRoot:       cfg.RunRoot,
 	}
 	m, err := startMachine(ctx, cfg, t, img, mcfg, rep)
 	if m != nil {
 		recordMachine(rep, m)
 		DeferCleanup(func(ctx SpecContext) {
 			if cfg.KeepOnFailure && (CurrentSpecReport().Failed() || rep.Result == report.Fail) {
-				keep(t.Name, m)
+				r.keep(t.Name, m)
 				return
 			}
 			Expect(m.Close(ctx)).To(Succeed(), "shutting down %s", t.Name)
-		}, NodeTimeout(2*Interval("default/shutdown")))
+		}, NodeTimeout(2*ivals.MustGet("default/shutdown", m.Accelerator().Used)))
 	}
 	if err != nil {
 		var pe *machine.PhaseError
@@ -91,12 +94,9 @@ func Boot(ctx SpecContext, name string) *Guest {
 		}
 		Fail(fmt.Sprintf("template %s: %v (artifacts: %s)", t.Name, err, artifacts))
 	}
-	stateMu.Lock()
-	usedAccel = m.Accelerator().Used
-	stateMu.Unlock()
-
-	recordBoot(t.Name, rep, time.Since(bootStart))
-	g := &Guest{Template: t, Arch: cfg.Arch, Hostname: cloudinit.DefaultHostname(t.Name), Report: rep, runner: m.Runner(), machine: m, artifacts: artifacts}
+	r.recordBoot(t.Name, rep, time.Since(bootStart))
+	g := &Guest{Template: t, Arch: cfg.Arch, Hostname: cloudinit.DefaultHostname(t.Name), Report: rep,
+		run: r, accel: m.Accelerator().Used, ivals: ivals, runner: m.Runner(), machine: m, artifacts: artifacts}
 	if t.Engine != nil && t.Engine.VersionCommand != "" {
 		res, err := g.ExecRoot(ctx, t.Engine.VersionCommand)
 		if err == nil {
@@ -123,15 +123,16 @@ func phaseResult(s string) report.Result {
 
 // bootLogger logs boot progress to the spec's GinkgoWriter (shown with a
 // failure, or live with -ginkgo.v), or to the CLI's progress stream with -v.
-func bootLogger(cfg *Config) *slog.Logger {
+func (r *Run) bootLogger() *slog.Logger {
 	var w io.Writer = GinkgoWriter
-	if cfg.Verbose && cfg.Progress != nil {
-		w = cfg.Progress
+	if r.verbose && r.progress != nil {
+		w = r.progress
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-func imageOptions(cfg *Config, logger *slog.Logger) []image.Option {
+func (r *Run) imageOptions(logger *slog.Logger) []image.Option {
+	cfg := &r.cfg
 	opts := []image.Option{image.WithLogger(logger)}
 	if cfg.Offline {
 		opts = append(opts, image.WithOffline())
@@ -142,8 +143,8 @@ func imageOptions(cfg *Config, logger *slog.Logger) []image.Option {
 	if len(cfg.Mirrors) > 0 {
 		opts = append(opts, image.WithMirrors(cfg.Mirrors))
 	}
-	if cfg.Progress != nil {
-		opts = append(opts, image.WithProgress(cfg.Progress))
+	if r.progress != nil {
+		opts = append(opts, image.WithProgress(r.progress))
 	}
 	return opts
 }
@@ -151,7 +152,7 @@ func imageOptions(cfg *Config, logger *slog.Logger) []image.Option {
 // unmetRequirement checks what the template's provisioning needs from
 // outside (a vendor installer's URL) before anything boots, and returns the
 // reason to skip, or "".
-func unmetRequirement(ctx context.Context, cfg *Config, t *catalog.Template) string {
+func unmetRequirement(ctx context.Context, cfg *config.Config, t *catalog.Template) string {
 	if t.Engine == nil {
 		return ""
 	}
@@ -194,7 +195,7 @@ func reachable(ctx context.Context, url string) error {
 // provisioning); otherwise the guest is provisioned, saved (snapshot of the
 // ready guest, kept in the cache) and resumed from that snapshot, so the
 // cold and the warm run hand the specs the same guest.
-func startMachine(ctx context.Context, cfg *Config, t *catalog.Template, img *image.Artifact, mcfg machine.Config, rep *report.Template) (*machine.Machine, error) {
+func startMachine(ctx context.Context, cfg *config.Config, t *catalog.Template, img *image.Artifact, mcfg machine.Config, rep *report.Template) (*machine.Machine, error) {
 	rep.Provisioned = "fresh"
 	// QEMU cannot savevm a guest with a 9p export mounted (migration is
 	// blocked), so a template with mounts is always provisioned fresh.
@@ -205,14 +206,7 @@ func startMachine(ctx context.Context, cfg *Config, t *catalog.Template, img *im
 		}
 		return m, err
 	}
-	root := cfg.CacheDir
-	if root == "" {
-		var err error
-		if root, err = download.DefaultCacheDir(); err != nil {
-			return nil, err
-		}
-	}
-	store, err := provisioned.Open(root)
+	store, err := provisioned.Open(cfg.CacheDir)
 	if err != nil {
 		return nil, err
 	}
@@ -326,28 +320,23 @@ func placeholderKey() string {
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
 }
 
-var (
-	keptMu sync.Mutex
-	kept   []*machine.Machine
-)
-
 // keep leaves a failed guest running for inspection (KeepOnFailure) and
 // says how to get in.
-func keep(name string, m *machine.Machine) {
-	keptMu.Lock()
-	kept = append(kept, m)
-	keptMu.Unlock()
+func (r *Run) keep(name string, m *machine.Machine) {
+	r.mu.Lock()
+	r.kept = append(r.kept, m)
+	r.mu.Unlock()
 	w := io.Writer(GinkgoWriter)
-	if p := current().Progress; p != nil {
-		w = p
+	if r.progress != nil {
+		w = r.progress
 	}
 	fmt.Fprintf(w, "%s failed; its guest is kept running. Get in with:\n    %s\n", name, m.SSHCommand())
 }
 
 // Kept returns the guests kept running after a failure; the caller closes
 // them (QEMU dies with the process that started it).
-func Kept() []*machine.Machine {
-	keptMu.Lock()
-	defer keptMu.Unlock()
-	return append([]*machine.Machine(nil), kept...)
+func (r *Run) Kept() []*machine.Machine {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*machine.Machine(nil), r.kept...)
 }

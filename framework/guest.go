@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // the assertion layer
 
 	"github.com/guestcatalog/guestcatalog/catalog"
 	gexec "github.com/guestcatalog/guestcatalog/framework/exec"
+	"github.com/guestcatalog/guestcatalog/framework/intervals"
 	"github.com/guestcatalog/guestcatalog/framework/machine"
 	"github.com/guestcatalog/guestcatalog/framework/report"
 )
@@ -29,11 +31,25 @@ type Guest struct {
 	// Report collects the template's verdict (phases, provenance, checks).
 	Report *report.Template
 
+	run       *Run
+	accel     string         // the accelerator this guest runs on
+	ivals     *intervals.Set // the run's intervals, scaled for accel
 	runner    gexec.Runner
 	machine   *machine.Machine
 	uploaded  bool
 	artifacts string
 	close     func(ctx context.Context) error
+}
+
+// Interval is a named interval (or a duration) scaled for the accelerator
+// this guest runs on; an unknown name panics (names in specs are
+// constants; templates' values are validated before the run).
+func (g *Guest) Interval(name string) time.Duration {
+	d, err := g.ivals.Resolve(name, g.accel)
+	if err != nil {
+		panic(err)
+	}
+	return d
 }
 
 // Name is the template's name.
@@ -154,6 +170,3 @@ func indent(s string) string {
 	s = strings.TrimRight(s, "\n")
 	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
 }
-
-// Runner is the guest's command runner (SSH), for helpers outside Gomega.
-func (g *Guest) Runner() gexec.Runner { return g.runner }

@@ -11,9 +11,9 @@ import (
 
 // RecordIsolation adds isolation results to the template's report (and
 // rewrites report.json), replacing earlier results of the same property.
-func RecordIsolation(template string, results ...report.IsolationResult) {
-	rep := reportFor(template)
-	reportsMu.Lock()
+func (run *Run) RecordIsolation(template string, results ...report.IsolationResult) {
+	rep := run.reportFor(template)
+	run.mu.Lock()
 	for _, r := range results {
 		replaced := false
 		for i := range rep.Isolation {
@@ -25,8 +25,8 @@ func RecordIsolation(template string, results ...report.IsolationResult) {
 			rep.Isolation = append(rep.Isolation, r)
 		}
 	}
-	reportsMu.Unlock()
-	if dir := current().ReportDir; dir != "" {
+	run.mu.Unlock()
+	if dir := run.cfg.ReportDir; dir != "" {
 		if err := rep.WriteFile(filepath.Join(dir, template, "report.json")); err != nil {
 			fmt.Fprintln(ginkgo.GinkgoWriter, "writing report:", err)
 		}

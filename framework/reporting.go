@@ -2,11 +2,9 @@ package framework
 
 import (
 	"fmt"
-	"io"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/onsi/ginkgo/v2"
@@ -15,24 +13,17 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework/report"
 )
 
-var (
-	reportsMu sync.Mutex
-	reports   = map[string]*report.Template{}
-	bootEnds  = map[string]time.Time{}
-	checkOut  io.Writer
-)
-
 // genericSkip is Ginkgo's message for the specs after a skipping BeforeAll;
 // the template's reason already says why.
 const genericSkip = "Spec skipped because "
 
 // recordBoot notes that a template's guest is ready, and prints a line
 // with its phases.
-func recordBoot(template string, rep *report.Template, took time.Duration) {
-	reportsMu.Lock()
-	bootEnds[template] = time.Now()
-	out := checkOut
-	reportsMu.Unlock()
+func (r *Run) recordBoot(template string, rep *report.Template, took time.Duration) {
+	r.mu.Lock()
+	r.bootEnds[template] = time.Now()
+	out := r.lines
+	r.mu.Unlock()
 	if out == nil {
 		return
 	}
@@ -43,39 +34,32 @@ func recordBoot(template string, rep *report.Template, took time.Duration) {
 	fmt.Fprintf(out, "  %-7s %6.1fs  guest ready on %s (%s disk): %s\n", "READY", took.Seconds(), rep.Accelerator, rep.Provisioned, strings.Join(phases, ", "))
 }
 
-// PrintChecks makes RecordSpec print one line per check to w (the CLI).
-func PrintChecks(w io.Writer) {
-	reportsMu.Lock()
-	defer reportsMu.Unlock()
-	checkOut = w
-}
-
 // reportFor returns the template's report, creating it.
-func reportFor(name string) *report.Template {
-	reportsMu.Lock()
-	defer reportsMu.Unlock()
-	r, ok := reports[name]
+func (r *Run) reportFor(name string) *report.Template {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rep, ok := r.reports[name]
 	if !ok {
-		r = &report.Template{Template: name, Arch: current().Arch, Started: time.Now()}
-		reports[name] = r
+		rep = &report.Template{Template: name, Arch: r.cfg.Arch, Started: time.Now()}
+		r.reports[name] = rep
 	}
-	return r
+	return rep
 }
 
 // RecordSpec adds one finished spec to its template's report, prints its
 // line when asked to, and rewrites <report-dir>/<template>/report.json.
-func RecordSpec(template string, r types.SpecReport) {
+func (run *Run) RecordSpec(template string, r types.SpecReport) {
 	if r.LeafNodeType != types.NodeTypeIt {
 		return
 	}
 	// The first spec's run time includes the BeforeAll that booted the
 	// guest; the boot has its own line and phases.
 	start := r.StartTime
-	reportsMu.Lock()
-	if be, ok := bootEnds[template]; ok && be.After(start) && be.Before(r.EndTime) {
+	run.mu.Lock()
+	if be, ok := run.bootEnds[template]; ok && be.After(start) && be.Before(r.EndTime) {
 		start = be
 	}
-	reportsMu.Unlock()
+	run.mu.Unlock()
 	c := report.Check{Name: r.LeafNodeText}
 	if !start.IsZero() && r.EndTime.After(start) {
 		c.Seconds = r.EndTime.Sub(start).Seconds()
@@ -98,8 +82,8 @@ func RecordSpec(template string, r types.SpecReport) {
 			c.Message = r.State.String() + ": " + c.Message
 		}
 	}
-	rep := reportFor(template)
-	reportsMu.Lock()
+	rep := run.reportFor(template)
+	run.mu.Lock()
 	rep.Checks = append(rep.Checks, c)
 	rep.Seconds = time.Since(rep.Started).Seconds()
 	for _, e := range r.ReportEntries {
@@ -108,12 +92,12 @@ func RecordSpec(template string, r types.SpecReport) {
 		}
 	}
 	rep.Finish()
-	out := checkOut
-	reportsMu.Unlock()
+	out := run.lines
+	run.mu.Unlock()
 	if out != nil {
 		fmt.Fprintln(out, report.CheckLine(c))
 	}
-	if dir := current().ReportDir; dir != "" {
+	if dir := run.cfg.ReportDir; dir != "" {
 		// The report is rewritten after every spec, so a killed run still
 		// leaves what it had checked.
 		if err := rep.WriteFile(filepath.Join(dir, template, "report.json")); err != nil {
@@ -123,11 +107,11 @@ func RecordSpec(template string, r types.SpecReport) {
 }
 
 // Reports returns the reports of this run, sorted by template.
-func Reports() []*report.Template {
-	reportsMu.Lock()
-	defer reportsMu.Unlock()
-	out := make([]*report.Template, 0, len(reports))
-	for _, r := range reports {
+func (run *Run) Reports() []*report.Template {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	out := make([]*report.Template, 0, len(run.reports))
+	for _, r := range run.reports {
 		out = append(out, r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Template < out[j].Template })

@@ -1,15 +1,12 @@
 package framework
 
 import (
-	"bytes"
 	"context"
-	"sync"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
 
 	gexec "github.com/guestcatalog/guestcatalog/framework/exec"
-	"github.com/guestcatalog/guestcatalog/framework/testimage"
 )
 
 // TestImageRef is the name of the local busybox image in every engine.
@@ -23,27 +20,6 @@ type TestImages struct {
 	OCI string
 }
 
-var (
-	imagesOnce sync.Once
-	rootfsTar  []byte
-	ociTar     []byte
-	imagesErr  error
-)
-
-func buildTestImages() ([]byte, []byte, error) {
-	imagesOnce.Do(func() {
-		var rootfs, oci bytes.Buffer
-		if imagesErr = testimage.RootfsTar(&rootfs, ""); imagesErr != nil {
-			return
-		}
-		if imagesErr = testimage.OCIArchive(&oci, TestImageRef, rootfs.Bytes(), []string{"/bin/sh"}); imagesErr != nil {
-			return
-		}
-		rootfsTar, ociTar = rootfs.Bytes(), oci.Bytes()
-	})
-	return rootfsTar, ociTar, imagesErr
-}
-
 // UploadTestImages copies the busybox images into the guest (once per
 // guest) and returns their paths there.
 func (g *Guest) UploadTestImages(ctx context.Context) TestImages {
@@ -52,10 +28,10 @@ func (g *Guest) UploadTestImages(ctx context.Context) TestImages {
 	if g.uploaded {
 		return imgs
 	}
-	rootfs, oci, err := buildTestImages()
+	data, err := g.run.testImages()
 	Expect(err).NotTo(HaveOccurred(), "making the local busybox image on the host")
-	g.Upload(ctx, rootfs, imgs.Rootfs, 0o644)
-	g.Upload(ctx, oci, imgs.OCI, 0o644)
+	g.Upload(ctx, data.rootfs, imgs.Rootfs, 0o644)
+	g.Upload(ctx, data.oci, imgs.OCI, 0o644)
 	g.uploaded = true
 	return imgs
 }

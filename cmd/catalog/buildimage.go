@@ -16,13 +16,13 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework/imagebuild"
 )
 
-func init() {
+func newBuildImageCmd(a *app) *cobra.Command {
 	var (
 		force  bool
 		asJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "build-image NAME",
+		Use:   "build-image NAME|FILE",
 		Short: "Build a template's guest image locally from Debian's archive",
 		Long: `build-image builds the local image of a template (or alias) for the host's
 architecture: the template's first image entry with a build recipe, e.g.
@@ -66,14 +66,14 @@ the paths of the result go to stdout.`,
   catalog --cache-dir /srv/gc-cache build-image debian-13 --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, err := catalog.LoadEmbedded()
-			if err != nil {
-				return fmt.Errorf("loading the shipped templates (run catalog validate):\n%w", err)
-			}
-			t, err := cat.Resolve(args[0])
+			ts, err := a.argTemplates(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
+			if len(ts) != 1 {
+				return usagef("%s holds %d templates; build-image builds one", args[0], len(ts))
+			}
+			t := ts[0]
 			arch := catalog.HostArch()
 			recipe, err := buildRecipeFor(t, arch)
 			if err != nil {
@@ -84,10 +84,8 @@ the paths of the result go to stdout.`,
 				extra = image.BakedPackages(t, arch)
 			}
 			opts := []imagebuild.Option{imagebuild.WithOutput(cmd.ErrOrStderr()), imagebuild.WithForce(force)}
-			if global.CacheDir != "" {
-				opts = append(opts, imagebuild.WithCacheDir(global.CacheDir))
-			}
-			if global.Verbose {
+			opts = append(opts, imagebuild.WithCacheDir(a.cacheDir))
+			if a.verbose {
 				opts = append(opts, imagebuild.WithLogger(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))))
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "build-image: %s: %s for %s", t.Name, "build:"+recipe.Suite, arch)
@@ -95,16 +93,16 @@ the paths of the result go to stdout.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), ", baking %s", strings.Join(extra, " "))
 			}
 			fmt.Fprintln(cmd.ErrOrStderr())
-			a, err := imagebuild.Build(cmd.Context(), *recipe, extra, opts...)
+			art, err := imagebuild.Build(cmd.Context(), *recipe, extra, opts...)
 			if err != nil {
 				return fmt.Errorf("building the image of %s: %w", t.Name, err)
 			}
-			return printBuiltImage(cmd.OutOrStdout(), t.Name, a, asJSON)
+			return printBuiltImage(cmd.OutOrStdout(), t.Name, art, asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "rebuild even if the cache has the image")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // buildRecipeFor is the first build recipe of t for arch.

@@ -31,7 +31,7 @@ func TestBuildImageRefusesTemplatesWithoutARecipe(t *testing.T) {
 	assert.Contains(t, stderr, "template ubuntu-24.04 has no local build recipe for x86_64")
 
 	_, stderr, code = runCLI(t, "--cache-dir", t.TempDir(), "build-image", "no-such-template")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code)
 	assert.Contains(t, stderr, "no-such-template")
 }
 

@@ -19,32 +19,25 @@ import (
 // --offline, --mirror after $GUESTCATALOG_MIRRORS (a flag wins over the
 // environment for the same prefix), --verbose logging to stderr. Progress
 // goes to progress (a bar on a terminal, lines otherwise); nil is silent.
-func newDownloadCache(stderr, progress io.Writer, extra ...download.Option) (*download.Cache, error) {
-	envMirrors, err := download.MirrorsFromEnv()
+func (a *app) newDownloadCache(stderr, progress io.Writer, extra ...download.Option) (*download.Cache, error) {
+	mirrors, err := download.ParseMirrors(a.allMirrors()...)
 	if err != nil {
-		return nil, err
+		return nil, usagef("--mirror: %w", err)
 	}
-	flagMirrors, err := download.ParseMirrors(global.Mirrors...)
-	if err != nil {
-		return nil, fmt.Errorf("--mirror: %w", err)
-	}
-	opts := []download.Option{download.WithMirrors(append(envMirrors, flagMirrors...)...)}
-	if global.CacheDir != "" {
-		opts = append(opts, download.WithCacheDir(global.CacheDir))
-	}
-	if global.Offline {
+	opts := []download.Option{download.WithMirrors(mirrors...), download.WithCacheDir(a.cacheDir)}
+	if a.offline {
 		opts = append(opts, download.WithOffline())
 	}
 	if progress != nil {
 		opts = append(opts, download.WithProgress(progress))
 	}
-	if global.Verbose {
+	if a.verbose {
 		opts = append(opts, download.WithLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	}
 	return download.New(append(opts, extra...)...)
 }
 
-func init() {
+func newCacheCmd(a *app) *cobra.Command {
 	cacheCmd := &cobra.Command{
 		Use:   "cache",
 		Short: "Inspect and clean the image download cache",
@@ -64,17 +57,18 @@ To work offline (--offline), fill a cache on a connected machine with
 ` + "`catalog pull`" + ` and copy the cache directory (rsync -a keeps the times, so
 nothing needs re-hashing; a plain copy is re-hashed once on first use).`,
 	}
-	cacheCmd.AddCommand(newCacheLsCmd(), newCachePruneCmd(), newCacheVerifyCmd(), newCacheDirCmd())
-	rootCmd.AddCommand(cacheCmd)
+	groupCmd(cacheCmd)
+	cacheCmd.AddCommand(newCacheLsCmd(a), newCachePruneCmd(a), newCacheVerifyCmd(a), newCacheDirCmd(a))
+	return cacheCmd
 }
 
-func newCacheDirCmd() *cobra.Command {
+func newCacheDirCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "dir",
 		Short: "Print the download cache directory",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := newDownloadCache(cmd.ErrOrStderr(), nil)
+			c, err := a.newDownloadCache(cmd.ErrOrStderr(), nil)
 			if err != nil {
 				return err
 			}
@@ -84,7 +78,7 @@ func newCacheDirCmd() *cobra.Command {
 	}
 }
 
-func newCacheLsCmd() *cobra.Command {
+func newCacheLsCmd(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:     "ls",
@@ -101,7 +95,7 @@ without a digest: the digest was then computed), size, path, decompressed,
 fetchedAt, lastUsed, complete, partialSize and diskUsage.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := newDownloadCache(cmd.ErrOrStderr(), nil)
+			c, err := a.newDownloadCache(cmd.ErrOrStderr(), nil)
 			if err != nil {
 				return err
 			}
@@ -178,7 +172,7 @@ func ago(now, t time.Time) string {
 	}
 }
 
-func newCachePruneCmd() *cobra.Command {
+func newCachePruneCmd(a *app) *cobra.Command {
 	var (
 		olderThan time.Duration
 		all       bool
@@ -200,7 +194,7 @@ backing file breaks that overlay: prune with a margin.`,
 			if !all && olderThan <= 0 {
 				return fmt.Errorf("--older-than must be positive (or use --all)")
 			}
-			c, err := newDownloadCache(cmd.ErrOrStderr(), nil)
+			c, err := a.newDownloadCache(cmd.ErrOrStderr(), nil)
 			if err != nil {
 				return err
 			}
@@ -226,7 +220,7 @@ backing file breaks that overlay: prune with a margin.`,
 	return cmd
 }
 
-func newCacheVerifyCmd() *cobra.Command {
+func newCacheVerifyCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "verify",
 		Short: "Re-hash every cached image against its digest",
@@ -236,7 +230,7 @@ it was decompressed). A corrupt entry is removed, so the next pull downloads it
 again; the exit status is 1 if any was. It never uses the network.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := newDownloadCache(cmd.ErrOrStderr(), nil)
+			c, err := a.newDownloadCache(cmd.ErrOrStderr(), nil)
 			if err != nil {
 				return err
 			}

@@ -3,49 +3,34 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
+	"os"
+	"strings"
 	"testing"
-
-	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
 
-// runCLI runs the catalog command in-process with args, flags reset to
-// their defaults first (cobra keeps flag values between Execute calls).
-// code is the exit code main would use.
+// runCLI runs the catalog command in-process with args, a fresh command
+// tree each time (nothing to reset), the process environment minus the
+// GUESTCATALOG_* variables plus env (KEY=VALUE). code is the exit code.
 func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	resetFlags(rootCmd)
+	return runCLIEnv(t, nil, args...)
+}
+
+func runCLIEnv(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	rootCmd.SetOut(&out)
-	rootCmd.SetErr(&errOut)
-	rootCmd.SetArgs(args)
-	defer rootCmd.SetArgs(nil)
-	err := rootCmd.ExecuteContext(context.Background())
-	var ee exitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.code
-	default:
-		errOut.WriteString("catalog: " + err.Error() + "\n")
-		code = 1
-	}
+	code = Run(context.Background(), args, IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, testEnv(env...))
 	return out.String(), errOut.String(), code
 }
 
-func resetFlags(c *cobra.Command) {
-	reset := func(f *pflag.Flag) {
-		if sv, ok := f.Value.(pflag.SliceValue); ok {
-			_ = sv.Replace(nil)
-		} else {
-			_ = f.Value.Set(f.DefValue)
+// testEnv is the process environment without GUESTCATALOG_* (a developer's
+// settings must not change test results), then extra.
+func testEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GUESTCATALOG_") || strings.HasPrefix(kv, "GUESTCATALOG_CACHE=") {
+			env = append(env, kv)
 		}
-		f.Changed = false
 	}
-	c.Flags().VisitAll(reset)
-	c.PersistentFlags().VisitAll(reset)
-	for _, sub := range c.Commands() {
-		resetFlags(sub)
-	}
+	return append(env, extra...)
 }

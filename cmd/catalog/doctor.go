@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/guestcatalog/guestcatalog/catalog"
 	"io"
 	"log/slog"
 	"os"
@@ -16,7 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"github.com/guestcatalog/guestcatalog/framework/imagebuild"
+	"github.com/guestcatalog/guestcatalog/framework/config"
 	"github.com/guestcatalog/guestcatalog/framework/intervals"
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
 )
@@ -53,7 +54,7 @@ type doctorOptions struct {
 	noProbe bool
 }
 
-func init() {
+func newDoctorCmd(a *app) *cobra.Command {
 	var o doctorOptions
 	cmd := &cobra.Command{
 		Use:   "doctor",
@@ -77,7 +78,7 @@ accelerator that boots a guest, SeaBIOS; with --offline also mmdebstrap and
 mkfs.ext4, since offline every image is built locally).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rep := runDoctor(cmd.Context(), o, cmd.ErrOrStderr())
+			rep := a.runDoctor(cmd.Context(), o, cmd.ErrOrStderr())
 			if err := printDoctor(cmd.OutOrStdout(), rep, o.asJSON); err != nil {
 				return err
 			}
@@ -91,26 +92,19 @@ mkfs.ext4, since offline every image is built locally).`,
 	f.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
 	f.StringVar(&o.kernel, "kernel", "", "Linux kernel for the accelerator probe boot (default: found in the cache or /boot)")
 	f.BoolVar(&o.noProbe, "no-probe", false, "skip the probe boots (the accelerator verdict then rests on /dev/kvm alone)")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
-func doctorCacheDir() string {
-	if global.CacheDir != "" {
-		if d, err := filepath.Abs(global.CacheDir); err == nil {
-			return d
-		}
-		return global.CacheDir
+func (a *app) doctorCacheDir() string {
+	if d, err := filepath.Abs(a.cacheDir); err == nil {
+		return d
 	}
-	d, err := imagebuild.DefaultCacheDir()
-	if err != nil {
-		return ""
-	}
-	return d
+	return a.cacheDir
 }
 
-func runDoctor(ctx context.Context, o doctorOptions, stderr io.Writer) doctorReport {
-	arch := qemu.HostArch()
-	rep := doctorReport{Arch: arch, CacheDir: doctorCacheDir(), RunRoot: qemu.DefaultRunRoot(), Versions: map[string]string{}}
+func (a *app) runDoctor(ctx context.Context, o doctorOptions, stderr io.Writer) doctorReport {
+	arch := catalog.HostArch()
+	rep := doctorReport{Arch: arch, CacheDir: a.doctorCacheDir(), RunRoot: a.envCfg.RunRoot, Versions: map[string]string{}}
 	add := func(c doctorCheck) { rep.Checks = append(rep.Checks, c) }
 	qemuPkg := "qemu-system-x86"
 	if arch == qemu.ArchAarch64 {
@@ -146,11 +140,11 @@ func runDoctor(ctx context.Context, o doctorOptions, stderr io.Writer) doctorRep
 	add(fileCheck("aavmf", doctorWarn, "UEFI for aarch64 guests", "apt-get install qemu-efi-aarch64", qemu.AAVMFCode, qemu.AAVMFVars))
 
 	// Accelerator: a real probe boot.
-	add(acceleratorCheck(ctx, o, arch, qemuOK, &rep, stderr))
+	add(a.acceleratorCheck(ctx, o, arch, qemuOK, &rep, stderr))
 
 	// Tools for local builds and schema checks.
 	buildSeverity, why := doctorWarn, "needed to build images locally (templates with build:, and every template offline)"
-	if global.Offline {
+	if a.offline {
 		buildSeverity, why = doctorFail, "needed offline: every image is built locally"
 	}
 	add(toolCheck(ctx, "mmdebstrap", buildSeverity, why, "apt-get install mmdebstrap", &rep))
@@ -161,7 +155,7 @@ func runDoctor(ctx context.Context, o doctorOptions, stderr io.Writer) doctorRep
 	add(diskCheck(rep.CacheDir))
 	add(memoryCheck())
 	add(runRootCheck(rep.RunRoot))
-	add(intervalsCheck())
+	add(a.intervalsCheck())
 
 	rep.OK = true
 	for _, c := range rep.Checks {
@@ -172,7 +166,7 @@ func runDoctor(ctx context.Context, o doctorOptions, stderr io.Writer) doctorRep
 	return rep
 }
 
-func acceleratorCheck(ctx context.Context, o doctorOptions, arch string, qemuOK bool, rep *doctorReport, stderr io.Writer) doctorCheck {
+func (a *app) acceleratorCheck(ctx context.Context, o doctorOptions, arch string, qemuOK bool, rep *doctorReport, stderr io.Writer) doctorCheck {
 	c := doctorCheck{Name: "accelerator"}
 	kvmErr := qemu.KVMUsable(arch)
 	if !qemuOK {
@@ -191,10 +185,13 @@ func acceleratorCheck(ctx context.Context, o doctorOptions, arch string, qemuOK 
 	}
 	kernel := o.kernel
 	if kernel == "" {
+		kernel, _ = a.env.Lookup(config.EnvProbeKernel)
+	}
+	if kernel == "" {
 		kernel = qemu.FindProbeKernel(rep.CacheDir)
 	}
 	in := qemu.ProbeInput{Arch: arch, Kernel: kernel}
-	if global.Verbose {
+	if a.verbose {
 		in.Options = append(in.Options, qemu.WithLogger(slog.New(slog.NewTextHandler(stderr, nil))))
 	}
 	if kernel == "" && arch != qemu.ArchX8664 {
@@ -368,9 +365,9 @@ func runRootCheck(root string) doctorCheck {
 	return c
 }
 
-func intervalsCheck() doctorCheck {
+func (a *app) intervalsCheck() doctorCheck {
 	c := doctorCheck{Name: "intervals"}
-	s, err := intervals.Load(intervals.WithEnv())
+	s, err := a.envCfg.Intervals()
 	if err != nil {
 		c.Status, c.Detail = doctorFail, err.Error()
 		c.Fix = "fix " + intervals.EnvFile + " or the " + intervals.EnvPrefix + "* variables"
@@ -379,7 +376,7 @@ func intervalsCheck() doctorCheck {
 	ssh := s.MustGet("default/wait-ssh", intervals.AccelTCG)
 	c.Status = doctorOK
 	c.Detail = fmt.Sprintf("tcg scale ×%g (default/wait-ssh %s under tcg)", s.Scale(intervals.AccelTCG), ssh)
-	if f := os.Getenv(intervals.EnvFile); f != "" {
+	if f := a.envCfg.IntervalsFile; f != "" {
 		c.Detail += "; overrides from " + f
 	}
 	return c

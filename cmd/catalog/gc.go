@@ -12,7 +12,7 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
 )
 
-func init() {
+func newGcCmd(a *app) *cobra.Command {
 	var (
 		dryRun  bool
 		asJSON  bool
@@ -34,11 +34,11 @@ context ends and dies with its parent (Pdeathsig).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := []qemu.GcOption{qemu.GcRoot(runRoot), qemu.GcDryRun(dryRun)}
-			if global.Verbose {
+			if a.verbose {
 				opts = append(opts, qemu.GcLogger(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))))
 			}
 			res, err := qemu.Gc(cmd.Context(), opts...)
-			if perr := printGc(cmd.OutOrStdout(), res, asJSON, global.Verbose); perr != nil {
+			if perr := printGc(cmd.OutOrStdout(), res, asJSON, a.verbose); perr != nil {
 				return perr
 			}
 			return err
@@ -47,8 +47,8 @@ context ends and dies with its parent (Pdeathsig).`,
 	f := cmd.Flags()
 	f.BoolVar(&dryRun, "dry-run", false, "say what would be removed and killed; change nothing")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
-	f.StringVar(&runRoot, "run-root", qemu.DefaultRunRoot(), "directory holding the run dirs (env "+qemu.EnvRunRoot+")")
-	rootCmd.AddCommand(cmd)
+	f.StringVar(&runRoot, "run-root", a.envCfg.RunRoot, "directory holding the run dirs (env "+qemu.EnvRunRoot+")")
+	return cmd
 }
 
 func printGc(w io.Writer, res qemu.GcResult, asJSON, verbose bool) error {

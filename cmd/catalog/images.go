@@ -16,6 +16,7 @@ import (
 
 	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/ci/freshness"
+	"github.com/guestcatalog/guestcatalog/framework/config"
 )
 
 // imagesOptions are the flags shared by `catalog images` subcommands.
@@ -27,7 +28,7 @@ type imagesOptions struct {
 // defaultTemplatesDir is where the image fragments live in the repository.
 const defaultTemplatesDir = "catalog/templates"
 
-func init() {
+func newImagesCmd(a *app) *cobra.Command {
 	var o imagesOptions
 	cmd := &cobra.Command{
 		Use:   "images",
@@ -52,17 +53,18 @@ written into the templates stay the upstream ones.`,
   catalog images update --dry-run
   catalog images check --base-url http://127.0.0.1:8080   # a mirror tree laid out as HOST/PATH`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
+	groupCmd(cmd)
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&o.baseURL, "base-url", os.Getenv("GUESTCATALOG_IMAGES_BASE_URL"),
+	baseURL, _ := a.env.Lookup(config.EnvImagesBaseURL)
+	pf.StringVar(&o.baseURL, "base-url", baseURL,
 		"fetch https://HOST/PATH as BASE/HOST/PATH (a local mirror tree; env GUESTCATALOG_IMAGES_BASE_URL)")
 	pf.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
-	cmd.AddCommand(newImagesCheckCmd(&o), newImagesUpdateCmd(&o))
-	rootCmd.AddCommand(cmd)
+	cmd.AddCommand(newImagesCheckCmd(a, &o), newImagesUpdateCmd(a, &o))
+	return cmd
 }
 
-func newImagesCheckCmd(o *imagesOptions) *cobra.Command {
+func newImagesCheckCmd(a *app, o *imagesOptions) *cobra.Command {
 	var (
 		asJSON, asMarkdown bool
 		concurrency        int
@@ -102,7 +104,7 @@ that carry images themselves); --dir checks the YAML files under a directory.`,
 			case asMarkdown:
 				format = "markdown"
 			}
-			return runImagesCheck(cmd.Context(), cmd.OutOrStdout(), *o, dir, format, concurrency)
+			return a.runImagesCheck(cmd.Context(), cmd.OutOrStdout(), *o, dir, format, concurrency)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "check the YAML files under this directory instead of the shipped catalog")
@@ -112,7 +114,7 @@ that carry images themselves); --dir checks the YAML files under a directory.`,
 	return cmd
 }
 
-func newImagesUpdateCmd(o *imagesOptions) *cobra.Command {
+func newImagesUpdateCmd(a *app, o *imagesOptions) *cobra.Command {
 	var (
 		dryRun  bool
 		distros []string
@@ -140,7 +142,7 @@ root). Review the diff, then run ` + "`catalog images check`" + ` and verify the
   catalog images update --dir catalog/templates/images`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runImagesUpdate(cmd.Context(), cmd.OutOrStdout(), *o, dir, freshness.UpdateOptions{DryRun: dryRun, Distros: distros}, asJSON)
+			return a.runImagesUpdate(cmd.Context(), cmd.OutOrStdout(), *o, dir, freshness.UpdateOptions{DryRun: dryRun, Distros: distros}, asJSON)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", defaultTemplatesDir, "the template files to edit")
@@ -155,23 +157,17 @@ root). Review the diff, then run ` + "`catalog images check`" + ` and verify the
 var errImagesOffline = errors.New("catalog images asks upstream servers (checksums, release metadata) and cannot run offline: " +
 	"drop --offline / GUESTCATALOG_OFFLINE=1, or point --mirror/--base-url at a reachable mirror")
 
-func imagesClient(o imagesOptions) (*freshness.Client, error) {
-	if global.Offline {
+func (a *app) imagesClient(o imagesOptions) (*freshness.Client, error) {
+	if a.offline {
 		return nil, errImagesOffline
 	}
-	specs := global.Mirrors
-	if len(specs) == 0 {
-		if env := os.Getenv("GUESTCATALOG_MIRRORS"); env != "" {
-			specs = strings.Split(env, ",")
-		}
-	}
-	mirrors, err := freshness.ParseMirrors(specs)
+	mirrors, err := freshness.ParseMirrors(a.allMirrors())
 	if err != nil {
 		return nil, err
 	}
 	c := &freshness.Client{Mirrors: mirrors, BaseURL: o.baseURL}
-	if global.Verbose {
-		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if a.verbose {
+		c.Logger = slog.New(slog.NewTextHandler(a.streams.ErrOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return c, nil
 }
@@ -189,10 +185,10 @@ func withImagesTimeout(ctx context.Context, o imagesOptions) (context.Context, c
 // catalogImages lists the image entries of the shipped catalog: those of
 // the fragments (labelled like the fragment, debian-13) and of templates
 // that carry their own.
-func catalogImages() ([]freshness.Image, error) {
-	c, err := catalog.LoadEmbedded()
+func (a *app) catalogImages(ctx context.Context) ([]freshness.Image, error) {
+	c, err := a.loadCatalog(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("loading the shipped templates (run catalog validate):\n%w", err)
+		return nil, err
 	}
 	var ims []freshness.Image
 	for _, f := range c.Fragments() {
@@ -206,8 +202,8 @@ func catalogImages() ([]freshness.Image, error) {
 	return freshness.Dedupe(ims), nil
 }
 
-func runImagesCheck(ctx context.Context, out io.Writer, o imagesOptions, dir, format string, concurrency int) error {
-	client, err := imagesClient(o)
+func (a *app) runImagesCheck(ctx context.Context, out io.Writer, o imagesOptions, dir, format string, concurrency int) error {
+	client, err := a.imagesClient(o)
 	if err != nil {
 		return err
 	}
@@ -215,7 +211,7 @@ func runImagesCheck(ctx context.Context, out io.Writer, o imagesOptions, dir, fo
 	if dir != "" {
 		ims, err = freshness.ScanDir(dir)
 	} else {
-		ims, err = catalogImages()
+		ims, err = a.catalogImages(ctx)
 	}
 	if err != nil {
 		return err
@@ -246,8 +242,8 @@ func runImagesCheck(ctx context.Context, out io.Writer, o imagesOptions, dir, fo
 	return nil
 }
 
-func runImagesUpdate(ctx context.Context, out io.Writer, o imagesOptions, dir string, uo freshness.UpdateOptions, asJSON bool) error {
-	client, err := imagesClient(o)
+func (a *app) runImagesUpdate(ctx context.Context, out io.Writer, o imagesOptions, dir string, uo freshness.UpdateOptions, asJSON bool) error {
+	client, err := a.imagesClient(o)
 	if err != nil {
 		return err
 	}

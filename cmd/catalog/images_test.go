@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -142,7 +144,8 @@ func TestImagesUpdateCLI(t *testing.T) {
 }
 
 func TestCatalogImagesAreTheShippedFragments(t *testing.T) {
-	ims, err := catalogImages()
+	a := &app{streams: IOStreams{ErrOut: io.Discard}, cacheDir: t.TempDir()}
+	ims, err := a.catalogImages(context.Background())
 	require.NoError(t, err)
 	require.NotEmpty(t, ims)
 	seen := map[string]bool{}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,7 +27,7 @@ type listEntry struct {
 	Source      string   `json:"source"`
 }
 
-func init() {
+func newListCmd(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -47,24 +48,15 @@ A template that does not validate is left out and named on stderr; run
   catalog list --json | jq -r '.[] | select(.tier == "nightly") | .name'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runList(cmd.OutOrStdout(), cmd.ErrOrStderr(), asJSON)
+			return a.runList(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array instead of a table")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
-// loadShipped loads the embedded catalog for commands that need it whole.
-func loadShipped() (*catalog.Catalog, error) {
-	c, err := catalog.LoadEmbedded()
-	if err != nil {
-		return nil, fmt.Errorf("loading the shipped templates (run catalog validate):\n%w", err)
-	}
-	return c, nil
-}
-
-func runList(out, errOut io.Writer, asJSON bool) error {
-	c, err := loadShipped()
+func (a *app) runList(ctx context.Context, out, errOut io.Writer, asJSON bool) error {
+	c, err := a.loadCatalog(ctx)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -24,14 +25,10 @@ type matrixOptions struct {
 	githubOutput string
 }
 
-func init() {
-	rootCmd.AddCommand(newMatrixCmd(), newReportCmd())
-}
-
-func newMatrixCmd() *cobra.Command {
+func newMatrixCmd(a *app) *cobra.Command {
 	var o matrixOptions
 	cmd := &cobra.Command{
-		Use:   "matrix",
+		Use:   "matrix [NAME|FILE|DIR...]",
 		Short: "Print the nightly CI matrix, derived from the catalog",
 		Long: `matrix prints the GitHub Actions matrix of the nightly verification, derived
 from the catalog (never a hand-written list): one entry per template of the
@@ -59,9 +56,8 @@ A template that does not validate is an error here, not a silent omission.`,
   catalog matrix --arch x86_64 --shard 1/3
   catalog matrix --tier all --runner aarch64=my-arm-runner
   catalog matrix --github-output "$GITHUB_OUTPUT"    # matrix=<json>, count=<n>`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runMatrix(cmd.OutOrStdout(), cmd.ErrOrStderr(), o)
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runMatrix(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o, args)
 		},
 	}
 	f := cmd.Flags()
@@ -75,26 +71,31 @@ A template that does not validate is an error here, not a silent omission.`,
 	return cmd
 }
 
-func runMatrix(out, errOut io.Writer, o matrixOptions) error {
+func (a *app) runMatrix(ctx context.Context, out, errOut io.Writer, o matrixOptions, args []string) error {
 	shard, err := matrix.ParseShard(o.shard)
 	if err != nil {
-		return err
+		return usageError{err}
 	}
 	runners := matrix.DefaultRunners()
 	for _, r := range o.runners {
 		arch, label, ok := strings.Cut(r, "=")
 		if !ok || arch == "" || label == "" {
-			return fmt.Errorf("--runner %q: want ARCH=LABEL, e.g. aarch64=ubuntu-24.04-arm", r)
+			return usagef("--runner %q: want ARCH=LABEL, e.g. aarch64=ubuntu-24.04-arm", r)
 		}
 		runners[arch] = label
 	}
-	templates, err := validTemplates()
+	var templates []*catalog.Template
+	if len(args) == 0 {
+		templates, err = a.validTemplates(ctx)
+	} else {
+		templates, err = a.argTemplates(ctx, args)
+	}
 	if err != nil {
 		return err
 	}
 	m, err := matrix.Build(templates, matrix.Options{Tier: o.tier, Arches: o.arches, Shard: shard, Runners: runners})
 	if err != nil {
-		return err
+		return usageError{err} // a flag value matrix.Build refused
 	}
 	if err := m.WriteJSON(out, o.indent); err != nil {
 		return err
@@ -123,10 +124,10 @@ func runMatrix(out, errOut io.Writer, o matrixOptions) error {
 // validTemplates loads the shipped catalog and refuses to go on when a
 // template does not validate: Templates() leaves such templates out, and a
 // CI matrix must not lose a template silently.
-func validTemplates() ([]*catalog.Template, error) {
-	c, err := catalog.LoadEmbedded()
+func (a *app) validTemplates(ctx context.Context) ([]*catalog.Template, error) {
+	c, err := a.loadCatalog(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("loading the shipped templates (run catalog validate):\n%w", err)
+		return nil, err
 	}
 	var broken []string
 	for _, r := range c.CheckAll() {
@@ -149,17 +150,14 @@ type reportSummaryOptions struct {
 	fail   bool
 }
 
-func newReportCmd() *cobra.Command {
+func newReportCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "report",
 		Short:   "Work with verification reports (report.json)",
 		Long:    `report reads the report.json files that ` + "`catalog verify --report-dir`" + ` writes.`,
 		Example: `  catalog report summary out/reports`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return cmd.Help()
-		},
 	}
+	groupCmd(cmd)
 	var o reportSummaryOptions
 	sum := &cobra.Command{
 		Use:   "summary PATH...",

@@ -87,19 +87,19 @@ func TestMatrixGitHubOutput(t *testing.T) {
 
 func TestMatrixErrors(t *testing.T) {
 	_, errOut, code := runCLI(t, "matrix", "--shard", "0/2")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code)
 	assert.Equal(t, "catalog: shard 0/2: want 1 ≤ i ≤ n\n", errOut)
 
 	_, errOut, code = runCLI(t, "matrix", "--runner", "aarch64")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, `--runner "aarch64": want ARCH=LABEL`)
 
 	_, errOut, code = runCLI(t, "matrix", "--arch", "riscv64")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, `arch "riscv64": no runner for arch`)
 
 	_, errOut, code = runCLI(t, "matrix", "--tier", "weekly")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, `tier "weekly": want nightly, experimental or all`)
 }
 

@@ -11,13 +11,13 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework/download"
 )
 
-func init() {
+func newPullCmd(a *app) *cobra.Command {
 	var (
 		arch     string
 		reverify bool
 	)
 	cmd := &cobra.Command{
-		Use:   "pull NAME...",
+		Use:   "pull NAME|FILE|DIR...",
 		Short: "Download and verify the images of templates into the cache",
 		Long: `pull fetches the guest image of each named template (or alias) for the host's
 architecture (or --arch) into the download cache, so that a later verify, or a
@@ -52,20 +52,23 @@ no image.`,
 			if reverify {
 				extra = append(extra, download.WithReverify())
 			}
-			cache, err := newDownloadCache(cmd.ErrOrStderr(), cmd.ErrOrStderr(), extra...)
+			cache, err := a.newDownloadCache(cmd.ErrOrStderr(), cmd.ErrOrStderr(), extra...)
 			if err != nil {
 				return err
 			}
-			cat, err := catalog.LoadEmbedded()
-			if err != nil {
-				return fmt.Errorf("loading the shipped templates (run catalog validate):\n%w", err)
+			if err := a.checkArch(arch); err != nil {
+				return err
 			}
-			return runPull(cmd.Context(), cmd.OutOrStdout(), cache, cat, names, arch)
+			cat, resolved, err := a.templateArgs(cmd.Context(), names)
+			if err != nil {
+				return err
+			}
+			return runPull(cmd.Context(), cmd.OutOrStdout(), cache, cat, resolved, arch)
 		},
 	}
 	cmd.Flags().StringVar(&arch, "arch", catalog.HostArch(), "architecture to pull images for (x86_64, aarch64)")
 	cmd.Flags().BoolVar(&reverify, "reverify", false, "re-hash cached images instead of trusting their recorded size and time")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // imageSource is the slice of catalog.Template that pull needs.

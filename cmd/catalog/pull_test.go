@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/framework/config"
 	"github.com/guestcatalog/guestcatalog/framework/download"
 )
 
@@ -97,16 +98,14 @@ func TestPullOfflineMiss(t *testing.T) {
 }
 
 func TestDownloadCacheFromGlobalFlags(t *testing.T) {
-	saved := global
-	defer func() { global = saved }()
 	dir := t.TempDir()
-	global = globalOptions{CacheDir: dir, Mirrors: []string{"https://a/=http://flag/"}}
-	t.Setenv(download.EnvMirrors, "https://a/=http://env/,https://b/=http://envb/")
-	c, err := newDownloadCache(os.Stderr, nil)
+	a := &app{cacheDir: dir, mirrors: []string{"https://a/=http://flag/"},
+		envCfg: config.Config{Mirrors: []string{"https://a/=http://env/", "https://b/=http://envb/"}}}
+	c, err := a.newDownloadCache(os.Stderr, nil)
 	require.NoError(t, err)
 	assert.Equal(t, dir+"/downloads", c.Dir())
 
-	global.Mirrors = []string{"bad"}
-	_, err = newDownloadCache(os.Stderr, nil)
+	a.mirrors = []string{"bad"}
+	_, err = a.newDownloadCache(os.Stderr, nil)
 	assert.ErrorContains(t, err, "--mirror: mirror \"bad\": want PREFIX=MIRROR")
 }

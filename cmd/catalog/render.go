@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -39,10 +40,10 @@ const (
 	renderISO       = "seed.iso"
 )
 
-func init() {
+func newRenderCmd(a *app) *cobra.Command {
 	var o renderOptions
 	cmd := &cobra.Command{
-		Use:   "render NAME --out DIR",
+		Use:   "render NAME|FILE --out DIR",
 		Short: "Write the cloud-init NoCloud seed of a template (user-data, meta-data, network-config)",
 		Long: `render writes the NoCloud seed that provisions a guest from template NAME (a
 name or an alias), exactly as 'catalog verify' would boot it, so that it can
@@ -77,7 +78,7 @@ Files of these names already in DIR are replaced (keys included).`,
   ssh -i /tmp/seed/id_ed25519 -o UserKnownHostsFile=/tmp/seed/known_hosts -p 2222 guest@127.0.0.1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRender(cmd.OutOrStdout(), args[0], o, global.Offline)
+			return a.runRender(cmd.Context(), cmd.OutOrStdout(), args[0], o)
 		},
 	}
 	f := cmd.Flags()
@@ -93,23 +94,26 @@ Files of these names already in DIR are replaced (keys included).`,
 		"public key file (authorized_keys format) allowed to log in (repeatable); default: a new key in DIR/id_ed25519")
 	f.StringVar(&o.HostKey, "host-key", "", "OpenSSH private key file to use as the guest's host key; default: a new one in DIR/"+renderHostKey)
 	_ = cmd.MarkFlagRequired("out")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
-func runRender(out io.Writer, name string, o renderOptions, offline bool) error {
+func (a *app) runRender(ctx context.Context, out io.Writer, name string, o renderOptions) error {
 	params, err := parseSets(o.Sets)
 	if err != nil {
 		return err
 	}
-	c, err := loadShipped()
+	if err := a.checkArch(o.Arch); err != nil {
+		return err
+	}
+	ts, err := a.argTemplates(ctx, []string{name}, catalog.WithParams(params))
 	if err != nil {
 		return err
 	}
-	t, err := c.Resolve(name, catalog.WithParams(params))
-	if err != nil {
-		return err
+	if len(ts) != 1 {
+		return usagef("%s holds %d templates; render writes the seed of one", name, len(ts))
 	}
-	img, err := renderImage(t, o.Arch, offline)
+	t := ts[0]
+	img, err := renderImage(t, o.Arch, a.offline)
 	if err != nil {
 		return err
 	}

@@ -85,7 +85,7 @@ func TestRenderCommandErrors(t *testing.T) {
 		"unknown":       {[]string{"render", "no-such-template", "--out", dir}, "unknown template"},
 		"bad set":       {[]string{"render", "debian-13-docker", "--out", dir, "--set", "novalue"}, "want NAME=VALUE"},
 		"no build":      {[]string{"--offline", "render", "ubuntu-24.04-k3s", "--out", dir}, "no local build image for x86_64"},
-		"no arch image": {[]string{"render", "debian-13-docker", "--out", dir, "--arch", "riscv64"}, "has no image for riscv64"},
+		"no arch image": {[]string{"render", "debian-13-docker", "--out", dir, "--arch", "riscv64"}, `--arch: "riscv64" is not one of x86_64, aarch64`},
 		"bad key file":  {[]string{"render", "debian-13-docker", "--out", dir, "--authorized-key", filepath.Join(dir, "missing.pub")}, "--authorized-key"},
 		"bad mac":       {[]string{"render", "debian-13-docker", "--out", dir, "--mac", "zz"}, "not an Ethernet MAC address"},
 	} {

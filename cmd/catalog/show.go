@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -11,10 +12,10 @@ import (
 	"github.com/guestcatalog/guestcatalog/catalog"
 )
 
-func init() {
+func newShowCmd(a *app) *cobra.Command {
 	var sets []string
 	cmd := &cobra.Command{
-		Use:   "show NAME",
+		Use:   "show NAME|FILE",
 		Short: "Print a template composed, defaulted and validated, as YAML",
 		Long: `show prints the template NAME (a name or an alias) as the framework uses it:
 its base: fragments composed in, defaults filled in, the steps and probes of
@@ -35,12 +36,12 @@ How base: composes (from the catalog package):
 			if err != nil {
 				return err
 			}
-			return runShow(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], params)
+			return a.runShow(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], params)
 		},
 	}
 	cmd.Flags().StringArrayVar(&sets, "set", nil,
 		"override a param the template declares, NAME=VALUE (repeatable); scripts read it as $PARAM_NAME")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // parseSets turns repeated --set NAME=VALUE into a map; VALUE may hold '='
@@ -53,15 +54,19 @@ func parseSets(sets []string) (map[string]string, error) {
 	for _, s := range sets {
 		k, v, ok := strings.Cut(s, "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("--set %q: want NAME=VALUE", s)
+			return nil, usagef("--set %q: want NAME=VALUE", s)
 		}
 		params[k] = v
 	}
 	return params, nil
 }
 
-func runShow(out, errOut io.Writer, name string, params map[string]string) error {
-	c, err := loadShipped()
+func (a *app) runShow(ctx context.Context, out, errOut io.Writer, name string, params map[string]string) error {
+	var paths []string
+	if isPath(name) {
+		paths = append(paths, name)
+	}
+	c, err := a.loadCatalog(ctx, paths...)
 	if err != nil {
 		return err
 	}
@@ -69,14 +74,21 @@ func runShow(out, errOut io.Writer, name string, params map[string]string) error
 	if params != nil {
 		opts = append(opts, catalog.WithParams(params))
 	}
+	if isPath(name) {
+		names := c.TemplatesIn(name)
+		if len(names) != 1 {
+			return usagef("%s holds %d templates; show prints one (name it)", name, len(names))
+		}
+		name = names[0]
+	}
 	r, err := c.Check(name, opts...)
 	if err != nil {
-		return err
+		return usageError{err}
 	}
 	if !r.OK() {
 		fmt.Fprintf(errOut, "FAIL %s\n", r.Name)
 		printProblems(errOut, r.Errors)
-		return exitError{1}
+		return exitError{ExitUsage}
 	}
 	b, err := marshalTemplate(r.Template)
 	if err != nil {

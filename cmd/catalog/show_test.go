@@ -36,7 +36,7 @@ func TestShowFragment(t *testing.T) {
 
 func TestShowUnknown(t *testing.T) {
 	_, errOut, code := runCLI(t, "show", "debian-dockr")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code)
 	assert.Equal(t, "catalog: unknown template \"debian-dockr\" (did you mean debian-docker?)\n", errOut)
 }
 
@@ -57,10 +57,10 @@ func TestShowSet(t *testing.T) {
 	assert.Contains(t, out, param+": a=b,c")
 
 	_, errOut, code := runCLI(t, "show", name, "--set", "no_such_param=1")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "FAIL "+name+"\n  params: "+name+" declares no param \"no_such_param\" (declared: ")
 
 	_, errOut, code = runCLI(t, "show", name, "--set", "novalue")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code)
 	assert.Equal(t, "catalog: --set \"novalue\": want NAME=VALUE\n", errOut)
 }

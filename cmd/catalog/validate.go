@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -9,9 +10,9 @@ import (
 	"github.com/guestcatalog/guestcatalog/catalog"
 )
 
-func init() {
+func newValidateCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "validate [FILE|DIR...]",
+		Use:   "validate [NAME|FILE|DIR...]",
 		Short: "Check templates: strict load, composition, defaults, validation",
 		Long: `validate checks templates without booting anything. With no argument it checks
 every shipped template; with FILEs (or directories of *.yaml files) it checks
@@ -33,28 +34,47 @@ steps consistent with their mode, ports); then the composed template: a
 distro, an image, the name <distro>-<release>[-<engine>], an engine with
 provisioning for the distro; and aliases unique across the catalog.
 
-The exit code is 1 if any template fails, else 0.`,
+The exit code is 2 (invalid input) if any template fails, else 0.`,
 		Example: `  catalog validate
   catalog validate my-template.yaml
   catalog validate catalog/templates/engines/docker.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runValidate(cmd.OutOrStdout(), args)
+			return a.runValidate(cmd.Context(), cmd.OutOrStdout(), args)
 		},
 	}
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
-func runValidate(out io.Writer, files []string) error {
+func (a *app) runValidate(ctx context.Context, out io.Writer, args []string) error {
+	var files, names []string
+	for _, arg := range args {
+		if isPath(arg) {
+			files = append(files, arg)
+		} else {
+			names = append(names, arg)
+		}
+	}
+	c, err := a.loadCatalog(ctx, files...) // load errors are in the results
+	if err != nil {
+		return err
+	}
 	var results []catalog.Result
-	if len(files) == 0 {
-		c, _ := catalog.LoadEmbedded() // load errors are in the results
+	switch {
+	case len(args) == 0:
 		results = c.CheckAll()
-	} else {
-		c, _ := catalog.LoadFiles(files...)
+	case len(files) > 0:
+		// TODO(merge b-catalog): only the given files' documents.
 		results = c.CheckFiles()
 	}
+	for _, n := range names {
+		r, err := c.Check(n)
+		if err != nil {
+			return usageError{err}
+		}
+		results = append(results, r)
+	}
 	if len(results) == 0 {
-		return fmt.Errorf("no template or fragment in %v", files)
+		return usagef("no template or fragment in %v", files)
 	}
 	failed, warned := 0, 0
 	seen := map[string]bool{}
@@ -76,7 +96,7 @@ func runValidate(out io.Writer, files []string) error {
 	}
 	fmt.Fprintf(out, "%d checked: %d passed, %d failed, %d warnings\n", len(results), len(results)-failed, failed, warned)
 	if failed > 0 {
-		return exitError{1}
+		return exitError{ExitUsage} // an invalid template is invalid input
 	}
 	return nil
 }

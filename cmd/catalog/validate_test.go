@@ -28,7 +28,7 @@ func TestValidateShipped(t *testing.T) {
 
 func TestValidateInvalidFile(t *testing.T) {
 	out, _, code := runCLI(t, "validate", "../../catalog/testdata/invalid-digest.yaml")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code)
 	assert.Equal(t, `FAIL images/debian-99
   ../../catalog/testdata/invalid-digest.yaml:5:5: images[0].digest: must be set (or noDigest must say why)
   ../../catalog/testdata/invalid-digest.yaml:9:13: images[1].digest: must be sha256:<64 hex digits> or sha512:<128 hex digits>, not "sha256:0123"
@@ -70,7 +70,7 @@ base: [images/debian-13, engines/dokcer]
 memroy: 3GiB
 `), 0o644))
 	out, _, code = runCLI(t, "validate", bad, filepath.Join(dir, "missing.yaml"))
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code)
 	assert.Contains(t, out, "FAIL debian-13-docker\n  "+bad+`:5:1: memroy: unknown field "memroy" (did you mean memory?)`+"\n")
 	assert.Contains(t, out, "FAIL "+filepath.Join(dir, "missing.yaml")+"\n  "+filepath.Join(dir, "missing.yaml")+": no such file or directory\n")
 }
@@ -83,6 +83,6 @@ name: debian-13-docker
 base: [images/debian-13, engines/dokcer]
 `), 0o644))
 	out, _, code := runCLI(t, "validate", p)
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code)
 	assert.Contains(t, out, "FAIL debian-13-docker\n  "+p+`:4:26: base[1]: unknown base "engines/dokcer" (did you mean engines/docker?)`+"\n")
 }

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,21 +10,30 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/formatter"
+	"github.com/onsi/ginkgo/v2/types"
 	"github.com/onsi/gomega"
 	"github.com/spf13/cobra"
 
+	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/framework"
+	"github.com/guestcatalog/guestcatalog/framework/config"
 	"github.com/guestcatalog/guestcatalog/framework/report"
 	"github.com/guestcatalog/guestcatalog/suites/specs"
 )
 
 type verifyOptions struct {
 	accel         string
+	arch          string
+	tier          string
+	all           bool
+	sets          []string
 	reportDir     string
 	artifacts     string
 	keepOnFailure bool
@@ -34,122 +43,197 @@ type verifyOptions struct {
 	noReuse       bool
 	timeout       time.Duration
 	intervals     string
+	failOnSkip    bool
 }
 
-func init() {
+func newVerifyCmd(a *app) *cobra.Command {
 	var o verifyOptions
+	env := a.envCfg
 	cmd := &cobra.Command{
-		Use:   "verify NAME...",
+		Use:   "verify NAME|FILE|DIR... | --all",
 		Short: "Boot templates under QEMU and check that their engine works",
-		Long: `verify proves templates end to end. For each NAME (a template or an alias) it
-gets the image (download with digest check, or a local build from Debian's
-archive), boots it under QEMU, provisions it through cloud-init exactly as a
-user gets it, waits for readiness in named phases (kernel, userspace, ssh,
-cloud-init, probes) and runs the template's specs: the base checks (SSH as the
-template's user, cloud-init without errors, hostname, sudo, disk grown, no
-failed units, clock) and the engine's (run a container, build an image,
-publish a port, schedule a pod, ...). These are the same Ginkgo specs that
-'go test ./suites/...' runs.
+		Long: `verify proves templates end to end. For each NAME (a template or an alias; a
+template file or directory stands for the templates in it) it gets the image
+(download with digest check, or a local build from Debian's archive), boots it
+under QEMU, provisions it through cloud-init exactly as a user gets it, waits
+for readiness in named phases (kernel, userspace, ssh, cloud-init, probes) and
+runs the template's specs: the base checks (SSH as the template's user,
+cloud-init without errors, hostname, sudo, disk grown, no failed units, clock),
+the engine's (run a container, build an image, publish a port, schedule a pod,
+...) and the checks the template declares (checks:). These are the same
+Ginkgo specs that 'go test ./suites/...' runs.
+
+Every flag, environment value and template is checked before anything is
+downloaded, built or booted: a mistake ends verify at once with exit 2.
 
 It prints one line per check and a verdict per template: PASS, FAIL (with the
 reason and the artifact path) or SKIPPED (with the reason, e.g. the engine's
-installer cannot be reached). The exit code is 0 only if nothing failed.
+installer cannot be reached).
 
 After a template's first successful provisioning its disk is kept in the cache
 (keyed by image digest, resolved template and rendered user-data), so the next
-verify of the same template starts from it and skips provisioning.`,
+verify of the same template starts from it and skips provisioning.
+
+` + exitCodesHelp,
 		Example: `  catalog verify --offline debian-containerd
+  catalog verify --offline ./my-template.yaml
   catalog verify --offline --report-dir out/reports debian-docker debian-podman
+  catalog verify --all --tier nightly --fail-on-skip
   catalog verify ubuntu-k3s --artifacts out/artifacts --keep-on-failure`,
-		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVerify(cmd.Context(), cmd.OutOrStdout(), o, args)
+			if len(args) == 0 && !o.all {
+				return usagef("name at least one template (or a template file), or use --all")
+			}
+			if len(args) > 0 && o.all {
+				return usagef("--all verifies every template: name none")
+			}
+			return a.runVerify(cmd.Context(), cmd.OutOrStdout(), o, args)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.accel, "accel", envOr("GUESTCATALOG_ACCEL", "auto"),
+	f.StringVar(&o.accel, "accel", env.Accel,
 		"accelerator: auto (KVM where it works, else TCG, decided by watching the guest), kvm or tcg (env GUESTCATALOG_ACCEL)")
-	f.StringVar(&o.reportDir, "report-dir", os.Getenv("GUESTCATALOG_REPORT_DIR"),
-		"write <dir>/<template>/report.json and <dir>/junit.xml")
-	f.StringVar(&o.artifacts, "artifacts", envOr("ARTIFACTS", filepath.Join(os.TempDir(), "guestcatalog-artifacts")),
+	f.StringVar(&o.arch, "arch", env.Arch, "guest architecture: x86_64 or aarch64 (env GUESTCATALOG_ARCH)")
+	f.StringVar(&o.tier, "tier", env.Tier, "with --all: only templates of this tier, nightly or experimental (env GUESTCATALOG_TIER)")
+	f.BoolVar(&o.all, "all", false, "verify every template of the catalog (of --tier, with an image for --arch)")
+	f.StringArrayVar(&o.sets, "set", nil,
+		"override a param the templates declare, NAME=VALUE (repeatable); scripts read it as $PARAM_NAME")
+	f.StringVar(&o.reportDir, "report-dir", env.ReportDir,
+		"write <dir>/<template>/report.json and <dir>/junit.xml (env GUESTCATALOG_REPORT_DIR)")
+	f.StringVar(&o.artifacts, "artifacts", env.ArtifactsDir,
 		"per-template artifacts: serial console, QEMU argv, QMP events, cloud-init logs, journal, phase timings (env ARTIFACTS)")
-	f.BoolVar(&o.keepOnFailure, "keep-on-failure", false,
-		"leave a failed guest running and print the SSH command to get in (stop it with Ctrl-C)")
+	f.BoolVar(&o.keepOnFailure, "keep-on-failure", env.KeepOnFailure,
+		"leave a failed guest running and print the SSH command to get in (stop it with Ctrl-C; env GUESTCATALOG_KEEP_ON_FAILURE)")
 	f.IntVar(&o.parallel, "parallel", 1,
 		"verify up to N templates at once, each in its own process (limited by free memory)")
 	f.StringVar(&o.labelFilter, "label-filter", "",
 		"run only specs matching this Ginkgo label expression (labels: template:, engine:, distro:, arch:, tier:)")
 	f.StringVar(&o.suite, "suite", "",
 		"run only this suite's specs: isolation (the isolation profile; same as --label-filter suite:isolation)")
-	f.BoolVar(&o.noReuse, "no-reuse", os.Getenv("GUESTCATALOG_REUSE") == "0",
-		"always provision from scratch; do not use or keep provisioned disks")
+	f.BoolVar(&o.noReuse, "no-reuse", !env.Reuse,
+		"always provision from scratch; do not use or keep provisioned disks (env GUESTCATALOG_REUSE=0)")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Hour, "give up on the whole run after this long")
-	f.StringVar(&o.intervals, "intervals", os.Getenv("GUESTCATALOG_INTERVALS"),
-		"YAML file overriding named intervals (timeouts), e.g. default/wait-ssh: 5m")
-	rootCmd.AddCommand(cmd)
+	f.StringVar(&o.intervals, "intervals", env.IntervalsFile,
+		"YAML file overriding named intervals (timeouts), e.g. default/wait-ssh: 5m (env GUESTCATALOG_INTERVALS)")
+	f.BoolVar(&o.failOnSkip, "fail-on-skip", env.FailOnSkip,
+		"exit 1 when every template was SKIPPED (env GUESTCATALOG_FAIL_ON_SKIP)")
+	return cmd
 }
 
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
+// verifyConfig is the run configuration: environment, shared flags, then
+// verify's own flags.
+func (a *app) verifyConfig(o verifyOptions) config.Config {
+	c := a.config()
+	c.Accel, c.Arch, c.Tier = o.accel, o.arch, o.tier
+	c.ReportDir, c.ArtifactsDir = o.reportDir, o.artifacts
+	c.KeepOnFailure, c.Reuse = o.keepOnFailure, !o.noReuse
+	c.IntervalsFile, c.FailOnSkip = o.intervals, o.failOnSkip
+	return c
+}
+
+// verifyPlan is what runVerify checked before anything runs.
+type verifyPlan struct {
+	cfg    config.Config
+	cat    *catalog.Catalog
+	names  []string
+	params map[string]string
+	paths  []string // template files and directories among the arguments
+}
+
+// planVerify checks every flag, environment value and template and picks
+// the templates: everything that can be wrong with the command line is
+// found here, before a download, build or boot (exit 2).
+func (a *app) planVerify(ctx context.Context, o verifyOptions, args []string) (*verifyPlan, error) {
+	p := &verifyPlan{cfg: a.verifyConfig(o)}
+	if err := a.checkConfig(p.cfg); err != nil {
+		return nil, err
 	}
-	return def
+	if o.parallel < 1 {
+		return nil, usagef("--parallel %d: want 1 or more", o.parallel)
+	}
+	if o.timeout <= 0 {
+		return nil, usagef("--timeout %s: want a positive duration", o.timeout)
+	}
+	if o.labelFilter != "" {
+		if _, err := types.ParseLabelFilter(o.labelFilter); err != nil {
+			return nil, usagef("--label-filter: %v", err)
+		}
+	}
+	var err error
+	if p.params, err = parseSets(o.sets); err != nil {
+		return nil, err
+	}
+	var opts []catalog.ResolveOption
+	if p.params != nil {
+		opts = append(opts, catalog.WithParams(p.params))
+	}
+	if o.all {
+		if p.cat, err = a.loadCatalog(ctx); err != nil {
+			return nil, err
+		}
+		for _, t := range p.cat.Templates() {
+			if (p.cfg.Tier == "" || t.Tier == p.cfg.Tier) && slices.Contains(t.Arches(), p.cfg.Arch) {
+				if _, err := p.cat.Resolve(t.Name, opts...); err != nil {
+					return nil, usageError{resolveError(t.Name, err)}
+				}
+				p.names = append(p.names, t.Name)
+			}
+		}
+		if len(p.names) == 0 {
+			return nil, usagef("--all: no template of tier %q has an image for %s", p.cfg.Tier, p.cfg.Arch)
+		}
+	} else {
+		for _, arg := range args {
+			if isPath(arg) {
+				p.paths = append(p.paths, arg)
+			}
+		}
+		if p.cat, p.names, err = a.templateArgs(ctx, args, opts...); err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(p.names)
+	p.names = slices.Compact(p.names)
+	p.cfg.Templates = p.names
+	p.cfg.Catalogs = append(append([]string(nil), p.cfg.Catalogs...), p.paths...)
+	return p, nil
 }
 
-func runVerify(ctx context.Context, out io.Writer, o verifyOptions, args []string) error {
-	// Resolve every name first: a typo fails now, not after a boot.
-	c, err := framework.Catalog()
+func (a *app) runVerify(ctx context.Context, out io.Writer, o verifyOptions, args []string) error {
+	if err := applySuite(&o); err != nil {
+		return usagef("%v", err)
+	}
+	p, err := a.planVerify(ctx, o, args)
 	if err != nil {
 		return err
 	}
-	if err := applySuite(&o); err != nil {
-		return err
+	if o.parallel > 1 && len(p.names) > 1 {
+		return a.verifyParallel(ctx, out, o, p)
 	}
-	var names []string
-	for _, a := range args {
-		t, err := c.Resolve(a)
-		if err != nil {
-			return err
-		}
-		names = append(names, t.Name)
-	}
-	if o.parallel > 1 && len(names) > 1 {
-		return verifyParallel(ctx, out, o, names)
-	}
-	return verifyInProcess(ctx, out, o, names)
+	return a.verifyInProcess(ctx, out, o, p)
 }
 
 // verifyInProcess runs the spec tree of the named templates in this process.
-func verifyInProcess(ctx context.Context, out io.Writer, o verifyOptions, names []string) error {
-	if o.artifacts != "" {
-		if err := os.MkdirAll(o.artifacts, 0o755); err != nil {
+func (a *app) verifyInProcess(ctx context.Context, out io.Writer, o verifyOptions, p *verifyPlan) error {
+	if p.cfg.ArtifactsDir != "" {
+		if err := os.MkdirAll(p.cfg.ArtifactsDir, 0o755); err != nil {
 			return err
 		}
 	}
-	framework.Configure(framework.Config{
-		Templates:     names,
-		Offline:       global.Offline,
-		Accel:         o.accel,
-		CacheDir:      global.CacheDir,
-		Mirrors:       global.Mirrors,
-		ArtifactsDir:  o.artifacts,
-		ReportDir:     o.reportDir,
-		KeepOnFailure: o.keepOnFailure,
-		Reuse:         !o.noReuse,
-		IntervalsFile: o.intervals,
-		Progress:      os.Stderr,
-		Verbose:       global.Verbose,
-	})
-	framework.PrintChecks(out)
-	specs.Templates(names)
+	run, err := framework.NewRun(ctx, p.cfg, framework.WithCatalog(p.cat), framework.WithParams(p.params),
+		framework.WithProgress(a.streams.ErrOut), framework.WithCheckLines(out), framework.WithVerbose(a.verbose))
+	if err != nil {
+		return usageError{err}
+	}
+	specs.Templates(run, p.names)
 
 	// Ginkgo's own reporter goes to a log file (or stderr with -v); the
 	// user sees our lines: one per check, one verdict per template.
 	ginkgoLog := io.Discard
-	if global.Verbose {
-		ginkgoLog = os.Stderr
-	} else if o.artifacts != "" {
-		f, err := os.Create(filepath.Join(o.artifacts, "ginkgo.log"))
+	if a.verbose {
+		ginkgoLog = a.streams.ErrOut
+	} else if p.cfg.ArtifactsDir != "" {
+		f, err := os.Create(filepath.Join(p.cfg.ArtifactsDir, "ginkgo.log"))
 		if err == nil {
 			defer f.Close()
 			ginkgoLog = f
@@ -161,15 +245,15 @@ func verifyInProcess(ctx context.Context, out io.Writer, o verifyOptions, names 
 	suiteConfig.Timeout = o.timeout
 	suiteConfig.RandomizeAllSpecs = false
 	reporterConfig.NoColor = true
-	reporterConfig.Verbose = global.Verbose
-	reporterConfig.FullTrace = global.Verbose
-	if o.reportDir != "" {
-		if err := os.MkdirAll(o.reportDir, 0o755); err != nil {
+	reporterConfig.Verbose = a.verbose
+	reporterConfig.FullTrace = a.verbose
+	if p.cfg.ReportDir != "" {
+		if err := os.MkdirAll(p.cfg.ReportDir, 0o755); err != nil {
 			return err
 		}
-		reporterConfig.JUnitReport = filepath.Join(o.reportDir, "junit.xml")
+		reporterConfig.JUnitReport = filepath.Join(p.cfg.ReportDir, "junit.xml")
 	}
-	for _, n := range names {
+	for _, n := range p.names {
 		fmt.Fprintf(out, "%s\n", n)
 	}
 	gomega.RegisterFailHandler(ginkgo.Fail)
@@ -179,19 +263,19 @@ func verifyInProcess(ctx context.Context, out io.Writer, o verifyOptions, names 
 	ginkgo.RunSpecs(t, "guestcatalog verify", suiteConfig, reporterConfig)
 
 	fmt.Fprintln(out)
-	reps := framework.Reports()
+	reps := run.Reports()
 	seen := map[string]bool{}
 	for _, r := range reps {
 		seen[r.Template] = true
 	}
-	for _, n := range names {
+	for _, n := range p.names {
 		if !seen[n] {
 			// Filtered out by --label-filter, or the run was interrupted first.
 			reps = append(reps, &report.Template{Template: n, Result: report.Skip, Reason: "no spec ran (label filter or interrupted run)"})
 		}
 	}
 	ok := report.Summary(out, reps) && !t.failed
-	if kept := framework.Kept(); len(kept) > 0 {
+	if kept := run.Kept(); len(kept) > 0 {
 		// QEMU dies with this process: stay until the user is done.
 		fmt.Fprintf(out, "\n%d failed guest(s) kept running (--keep-on-failure):\n", len(kept))
 		for _, m := range kept {
@@ -205,8 +289,17 @@ func verifyInProcess(ctx context.Context, out io.Writer, o verifyOptions, names 
 		}
 		cancel()
 	}
+	return verdict(ok, reps, p.cfg.FailOnSkip)
+}
+
+// verdict is verify's exit: 1 when a template failed, or when every one
+// was skipped and --fail-on-skip asks for it.
+func verdict(ok bool, reps []*report.Template, failOnSkip bool) error {
 	if !ok {
-		return exitError{1}
+		return exitError{ExitFailed}
+	}
+	if failOnSkip && len(reps) > 0 && !slices.ContainsFunc(reps, func(r *report.Template) bool { return r.Result != report.Skip }) {
+		return exitError{ExitFailed}
 	}
 	return nil
 }
@@ -218,18 +311,21 @@ func (t *failT) Fail() { t.failed = true }
 
 // verifyParallel runs one child process per template, at most n at once
 // (and no more than the host's free memory holds), and merges their reports.
-func verifyParallel(ctx context.Context, out io.Writer, o verifyOptions, names []string) error {
-	self, err := os.Executable()
-	if err != nil {
-		return err
+func (a *app) verifyParallel(ctx context.Context, out io.Writer, o verifyOptions, p *verifyPlan) error {
+	names := p.names
+	self := a.self
+	if self == "" {
+		var err error
+		if self, err = os.Executable(); err != nil {
+			return err
+		}
 	}
 	n := min(o.parallel, len(names), runtime.NumCPU())
 	if mem, err := memAvailable(); err == nil && mem > 0 {
 		// Every guest takes its template's memory plus QEMU's own overhead.
-		c, _ := framework.Catalog()
 		var most int64
 		for _, name := range names {
-			if t, err := c.Resolve(name); err == nil && t.MemoryBytes() > most {
+			if t, err := p.cat.Resolve(name); err == nil && t.MemoryBytes() > most {
 				most = t.MemoryBytes()
 			}
 		}
@@ -244,8 +340,9 @@ func verifyParallel(ctx context.Context, out io.Writer, o verifyOptions, names [
 			}
 		}
 	}
-	reportDir := o.reportDir
+	reportDir := p.cfg.ReportDir
 	if reportDir == "" {
+		var err error
 		reportDir, err = os.MkdirTemp("", "guestcatalog-reports-")
 		if err != nil {
 			return err
@@ -261,36 +358,17 @@ func verifyParallel(ctx context.Context, out io.Writer, o verifyOptions, names [
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			args := []string{"verify", name, "--accel", o.accel, "--report-dir", filepath.Join(reportDir, name, "run"),
-				"--artifacts", o.artifacts, "--timeout", o.timeout.String()}
-			if o.keepOnFailure {
-				args = append(args, "--keep-on-failure")
-			}
-			if o.noReuse {
-				args = append(args, "--no-reuse")
-			}
-			if o.labelFilter != "" {
-				args = append(args, "--label-filter", o.labelFilter)
-			}
-			if o.intervals != "" {
-				args = append(args, "--intervals", o.intervals)
-			}
-			args = append(args, globalArgs()...)
-			cmd := exec.CommandContext(ctx, self, args...)
+			cmd := exec.CommandContext(ctx, self, a.childArgs(o, p, name, filepath.Join(reportDir, name, "run"))...)
+			cmd.Env = a.env
+			// The child ends within a second of SIGINT like this process.
 			cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-			cmd.WaitDelay = time.Minute
-			pr, pw := io.Pipe()
-			cmd.Stdout, cmd.Stderr = pw, pw
-			go func() {
-				sc := bufio.NewScanner(pr)
-				for sc.Scan() {
-					mu.Lock()
-					fmt.Fprintf(out, "[%s] %s\n", name, sc.Text())
-					mu.Unlock()
-				}
-			}()
+			cmd.WaitDelay = 2 * time.Second
+			w := &prefixWriter{mu: &mu, w: out, prefix: "[" + name + "] "}
+			cmd.Stdout, cmd.Stderr = w, w
+			// With *os.File-less writers exec copies the output itself and
+			// Wait returns only once both copies are done.
 			_ = cmd.Run()
-			pw.Close()
+			w.Flush()
 		}()
 	}
 	wg.Wait()
@@ -302,40 +380,91 @@ func verifyParallel(ctx context.Context, out io.Writer, o verifyOptions, names [
 		if err != nil {
 			r = &report.Template{Template: name, Result: report.Fail, Reason: "the verify process left no report: " + err.Error()}
 		}
-		if o.reportDir != "" {
+		if p.cfg.ReportDir != "" {
 			_ = r.WriteFile(filepath.Join(reportDir, name, "report.json"))
 		}
 		reps = append(reps, r)
 		junits = append(junits, filepath.Join(runDir, "junit.xml"))
 	}
-	if o.reportDir != "" {
+	if p.cfg.ReportDir != "" {
 		if err := mergeJUnit(junits, filepath.Join(reportDir, "junit.xml")); err != nil {
-			fmt.Fprintln(os.Stderr, "verify: merging JUnit reports:", err)
+			fmt.Fprintln(a.streams.ErrOut, "verify: merging JUnit reports:", err)
 		}
 		for _, name := range names {
 			_ = os.RemoveAll(filepath.Join(reportDir, name, "run"))
 		}
 	}
 	fmt.Fprintln(out)
-	if !report.Summary(out, reps) {
-		return exitError{1}
-	}
-	return nil
+	return verdict(report.Summary(out, reps), reps, p.cfg.FailOnSkip)
 }
 
-// globalArgs passes the persistent flags on to a child process.
-func globalArgs() []string {
-	var a []string
-	if global.CacheDir != "" {
-		a = append(a, "--cache-dir", global.CacheDir)
+// childArgs is the command line of one template's child process: the
+// same configuration, that template alone, its own report dir.
+func (a *app) childArgs(o verifyOptions, p *verifyPlan, name, reportDir string) []string {
+	c := p.cfg
+	args := []string{"verify", name, "--accel", c.Accel, "--arch", c.Arch, "--report-dir", reportDir,
+		"--artifacts", c.ArtifactsDir, "--timeout", o.timeout.String(), "--cache-dir", c.CacheDir,
+		"--keep-on-failure=" + strconv.FormatBool(c.KeepOnFailure), "--no-reuse=" + strconv.FormatBool(!c.Reuse),
+		"--offline=" + strconv.FormatBool(c.Offline), "--no-builtin=" + strconv.FormatBool(c.NoBuiltin),
+		"--fail-on-skip=false"}
+	if o.labelFilter != "" {
+		args = append(args, "--label-filter", o.labelFilter)
 	}
-	if global.Offline {
-		a = append(a, "--offline")
+	if c.IntervalsFile != "" {
+		args = append(args, "--intervals", c.IntervalsFile)
 	}
-	for _, m := range global.Mirrors {
-		a = append(a, "--mirror", m)
+	for _, s := range o.sets {
+		args = append(args, "--set", s)
 	}
-	return a
+	// Mirrors and catalogs given as flags; the child reads the same
+	// environment (cmd.Env), which holds the rest.
+	for _, m := range a.mirrors {
+		args = append(args, "--mirror", m)
+	}
+	for _, cat := range c.Catalogs {
+		args = append(args, "--catalog", cat)
+	}
+	if a.verbose {
+		args = append(args, "-v")
+	}
+	return args
+}
+
+// prefixWriter writes whole lines, each behind a prefix, under a shared
+// lock; lines of any length pass (no bufio.Scanner token limit).
+type prefixWriter struct {
+	mu     *sync.Mutex
+	w      io.Writer
+	prefix string
+	buf    []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			break
+		}
+		p.emit(p.buf[:i+1])
+		p.buf = p.buf[i+1:]
+	}
+	return len(b), nil
+}
+
+// Flush writes a last line that has no newline.
+func (p *prefixWriter) Flush() {
+	if len(p.buf) > 0 {
+		p.emit(append(p.buf, '\n'))
+		p.buf = nil
+	}
+}
+
+func (p *prefixWriter) emit(line []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, _ = io.WriteString(p.w, p.prefix)
+	_, _ = p.w.Write(line)
 }
 
 var errNoJUnit = errors.New("no JUnit report to merge")

@@ -184,7 +184,7 @@ func TestWaitFindsWantedPattern(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}()
-	m, err := Wait(t.Context(), WaitInput{Path: path, Want: []Pattern{Userspace}, Options: []FollowOption{WithPoll(5 * time.Millisecond)}})
+	m, err := Wait(t.Context(), WaitInput{Path: path, Want: []Pattern{Userspace()}, Options: []FollowOption{WithPoll(5 * time.Millisecond)}})
 	require.NoError(t, err)
 	assert.Equal(t, "userspace", m.Pattern.Name)
 	assert.Equal(t, "[    1.234567] Run /init as init process", m.Line.Text)
@@ -196,14 +196,14 @@ func TestWaitReportsFailure(t *testing.T) {
 		"[    0.000000] Linux version 6.1.0\n"+
 			"[    1.100000] VFS: Cannot open root device \"vda1\"\n"+
 			"[    1.200000] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\n"), 0o644))
-	_, err := Wait(t.Context(), WaitInput{Path: path, Want: []Pattern{Userspace}})
+	_, err := Wait(t.Context(), WaitInput{Path: path, Want: []Pattern{Userspace()}})
 	var fe *FailureError
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "kernel-panic", fe.Match.Pattern.Name)
 	assert.Equal(t, `guest console shows kernel-panic: "[    1.200000] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)"`, err.Error())
 
 	// The accelerator probe treats a panic as progress: no failures.
-	m, err := Wait(t.Context(), WaitInput{Path: path, Want: []Pattern{KernelPanic}, Fail: []Pattern{}})
+	m, err := Wait(t.Context(), WaitInput{Path: path, Want: []Pattern{KernelPanic()}, Fail: []Pattern{}})
 	require.NoError(t, err)
 	assert.Equal(t, 3, m.Line.Num)
 }
@@ -213,7 +213,7 @@ func TestWaitTimeoutNamesLastLine(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte("SeaBIOS (version 1.16.2)\nProbing EDD (edd=off to disable)... ok\n\n"), 0o644))
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
-	_, err := Wait(ctx, WaitInput{Path: path, Want: []Pattern{KernelStarted}})
+	_, err := Wait(ctx, WaitInput{Path: path, Want: []Pattern{KernelStarted()}})
 	var we *WaitError
 	require.ErrorAs(t, err, &we)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
@@ -231,7 +231,7 @@ func TestWaitStopped(t *testing.T) {
 		time.Sleep(30 * time.Millisecond)
 		close(stop)
 	}()
-	_, err := Wait(t.Context(), WaitInput{Path: path, Want: []Pattern{LoginPrompt}, Options: []FollowOption{WithStop(stop), WithPoll(5 * time.Millisecond)}})
+	_, err := Wait(t.Context(), WaitInput{Path: path, Want: []Pattern{LoginPrompt()}, Options: []FollowOption{WithStop(stop), WithPoll(5 * time.Millisecond)}})
 	require.ErrorIs(t, err, ErrStopped)
 	assert.Contains(t, err.Error(), `last line: "booting"`)
 

@@ -25,59 +25,98 @@ type Pattern struct {
 }
 
 // Progress patterns, in boot order.
-var (
-	// KernelStarted matches the first lines a Linux kernel prints on a
-	// serial console: the version banner, the EFI stub, or any printk line
-	// with a timestamp. Firmware output (SeaBIOS, the real-mode
-	// "Probing EDD" of the boot stub) does not match.
-	KernelStarted = Pattern{Name: "kernel", Kind: Progress, Re: regexp.MustCompile(
-		`Linux version \d|Booting Linux|EFI stub: |^\[\s*\d+\.\d{6}\] `)}
-	// Userspace matches init starting: an initramfs /init, systemd, OpenRC.
-	Userspace = Pattern{Name: "userspace", Kind: Progress, Re: regexp.MustCompile(
-		`Run /\S*init as init process|systemd\[1\]: |^Welcome to .*!|OpenRC .* is starting up|^INIT: version`)}
-	// LoginPrompt matches a getty's prompt ("debian login: "), which has no
-	// newline after it; Watch matches it on the unterminated last line.
-	LoginPrompt = Pattern{Name: "login", Kind: Progress, Re: regexp.MustCompile(
-		`\S login: ?$`)}
-	// CloudInitFinished matches cloud-init's final message.
-	CloudInitFinished = Pattern{Name: "cloud-init-finished", Kind: Progress, Re: regexp.MustCompile(
-		`Cloud-init v\. \S+ finished at`)}
-)
+
+// KernelStarted() matches the first lines a Linux kernel prints on a
+// serial console: the version banner, the EFI stub, or any printk line
+// with a timestamp. Firmware output (SeaBIOS, the real-mode
+// "Probing EDD" of the boot stub) does not match.
+func KernelStarted() Pattern {
+	return Pattern{Name: "kernel", Kind: Progress, Re: kernelStartedRE}
+}
+
+var kernelStartedRE = regexp.MustCompile(`Linux version \d|Booting Linux|EFI stub: |^\[\s*\d+\.\d{6}\] `)
+
+// Userspace() matches init starting: an initramfs /init, systemd, OpenRC.
+func Userspace() Pattern {
+	return Pattern{Name: "userspace", Kind: Progress, Re: userspaceRE}
+}
+
+var userspaceRE = regexp.MustCompile(`Run /\S*init as init process|systemd\[1\]: |^Welcome to .*!|OpenRC .* is starting up|^INIT: version`)
+
+// LoginPrompt() matches a getty's prompt ("debian login: "), which has no
+// newline after it; Watch matches it on the unterminated last line.
+func LoginPrompt() Pattern {
+	return Pattern{Name: "login", Kind: Progress, Re: loginPromptRE}
+}
+
+var loginPromptRE = regexp.MustCompile(`\S login: ?$`)
+
+// CloudInitFinished() matches cloud-init's final message.
+func CloudInitFinished() Pattern {
+	return Pattern{Name: "cloud-init-finished", Kind: Progress, Re: cloudInitFinishedRE}
+}
+
+var cloudInitFinishedRE = regexp.MustCompile(`Cloud-init v\. \S+ finished at`)
 
 // Failure patterns.
-var (
-	KernelPanic = Pattern{Name: "kernel-panic", Kind: Failure, Re: regexp.MustCompile(
-		`Kernel panic - not syncing`)}
-	// Oops matches kernel oopses and BUG lines, except "BUG: soft lockup"
-	// (a Warning: busy TCG hosts print it and the guest carries on).
-	Oops = Pattern{Name: "oops", Kind: Failure, Re: regexp.MustCompile(
-		`\bOops: |\bBUG: (?:[^s]|s[^o])`)}
-	EmergencyMode = Pattern{Name: "emergency-mode", Kind: Failure, Re: regexp.MustCompile(
-		`You are in emergency mode|Give root password for maintenance|Cannot open access to console, the root account is locked|emergency\.target`)}
-	RootNotFound = Pattern{Name: "root-not-found", Kind: Failure, Re: regexp.MustCompile(
-		`Gave up waiting for root|ALERT! .* does not exist|VFS: Unable to mount root fs`)}
-	OOMKill = Pattern{Name: "oom-kill", Kind: Failure, Re: regexp.MustCompile(
-		`Out of memory: Killed process|oom-kill:`)}
-)
+
+// KernelPanic() matches a kernel panic.
+func KernelPanic() Pattern {
+	return Pattern{Name: "kernel-panic", Kind: Failure, Re: kernelPanicRE}
+}
+
+var kernelPanicRE = regexp.MustCompile(`Kernel panic - not syncing`)
+
+// Oops() matches kernel oopses and BUG lines, except "BUG: soft lockup"
+// (a Warning: busy TCG hosts print it and the guest carries on).
+func Oops() Pattern {
+	return Pattern{Name: "oops", Kind: Failure, Re: oopsRE}
+}
+
+var oopsRE = regexp.MustCompile(`\bOops: |\bBUG: (?:[^s]|s[^o])`)
+
+// EmergencyMode() matches systemd's emergency shell.
+func EmergencyMode() Pattern {
+	return Pattern{Name: "emergency-mode", Kind: Failure, Re: emergencyModeRE}
+}
+
+var emergencyModeRE = regexp.MustCompile(`You are in emergency mode|Give root password for maintenance|Cannot open access to console, the root account is locked|emergency\.target`)
+
+// RootNotFound() matches a root filesystem that was not found.
+func RootNotFound() Pattern {
+	return Pattern{Name: "root-not-found", Kind: Failure, Re: rootNotFoundRE}
+}
+
+var rootNotFoundRE = regexp.MustCompile(`Gave up waiting for root|ALERT! .* does not exist|VFS: Unable to mount root fs`)
+
+// OOMKill() matches the OOM killer at work.
+func OOMKill() Pattern {
+	return Pattern{Name: "oom-kill", Kind: Failure, Re: oOMKillRE}
+}
+
+var oOMKillRE = regexp.MustCompile(`Out of memory: Killed process|oom-kill:`)
 
 // Warning patterns.
-var (
-	SoftLockup = Pattern{Name: "soft-lockup", Kind: Warning, Re: regexp.MustCompile(
-		`BUG: soft lockup|rcu: INFO: rcu_\w+ (self-)?detected stall|blocked for more than \d+ seconds`)}
-)
+
+// SoftLockup() matches soft lockups and RCU stalls.
+func SoftLockup() Pattern {
+	return Pattern{Name: "soft-lockup", Kind: Warning, Re: softLockupRE}
+}
+
+var softLockupRE = regexp.MustCompile(`BUG: soft lockup|rcu: INFO: rcu_\w+ (self-)?detected stall|blocked for more than \d+ seconds`)
 
 // ProgressPatterns returns the boot-progress patterns, in boot order.
 func ProgressPatterns() []Pattern {
-	return []Pattern{KernelStarted, Userspace, LoginPrompt, CloudInitFinished}
+	return []Pattern{KernelStarted(), Userspace(), LoginPrompt(), CloudInitFinished()}
 }
 
 // FailurePatterns returns the patterns that mean a boot will not complete.
 func FailurePatterns() []Pattern {
-	return []Pattern{KernelPanic, Oops, EmergencyMode, RootNotFound, OOMKill}
+	return []Pattern{KernelPanic(), Oops(), EmergencyMode(), RootNotFound(), OOMKill()}
 }
 
 // WarningPatterns returns patterns worth reporting that are not fatal.
-func WarningPatterns() []Pattern { return []Pattern{SoftLockup} }
+func WarningPatterns() []Pattern { return []Pattern{SoftLockup()} }
 
 // AllPatterns returns progress, failure and warning patterns.
 func AllPatterns() []Pattern {

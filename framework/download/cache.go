@@ -80,19 +80,6 @@ type Cache struct {
 	root string
 }
 
-// DefaultCacheDir is $GUESTCATALOG_CACHE, else <user cache dir>/guestcatalog
-// ($XDG_CACHE_HOME/guestcatalog, ~/.cache/guestcatalog).
-func DefaultCacheDir() (string, error) {
-	if d := os.Getenv(EnvCacheDir); d != "" {
-		return d, nil
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("finding the cache directory (set %s): %w", EnvCacheDir, err)
-	}
-	return filepath.Join(d, "guestcatalog"), nil
-}
-
 // New returns a cache; opts are the defaults of every Fetch.
 func New(opts ...Option) (*Cache, error) {
 	cfg := defaultConfig()
@@ -102,11 +89,7 @@ func New(opts ...Option) (*Cache, error) {
 		}
 	}
 	if cfg.dir == "" {
-		d, err := DefaultCacheDir()
-		if err != nil {
-			return nil, err
-		}
-		cfg.dir = d
+		return nil, errors.New("download cache: no directory (WithCacheDir; framework/config.DefaultCacheDir)")
 	}
 	abs, err := filepath.Abs(cfg.dir)
 	if err != nil {

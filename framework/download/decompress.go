@@ -20,11 +20,13 @@ import (
 )
 
 // Compression formats recognised by URL suffix.
-var compressionSuffixes = []struct{ suffix, format string }{
-	{".xz", "xz"},
-	{".gz", "gz"},
-	{".zst", "zst"},
-	{".bz2", "bz2"},
+func compressionSuffixes() []struct{ suffix, format string } {
+	return []struct{ suffix, format string }{
+		{".xz", "xz"},
+		{".gz", "gz"},
+		{".zst", "zst"},
+		{".bz2", "bz2"},
+	}
 }
 
 // compressionOf returns the compression of a URL path (by suffix) and the
@@ -33,7 +35,7 @@ var compressionSuffixes = []struct{ suffix, format string }{
 func compressionOf(urlPath string) (format, name string) {
 	base := path.Base(urlPath)
 	lower := strings.ToLower(base)
-	for _, c := range compressionSuffixes {
+	for _, c := range compressionSuffixes() {
 		if strings.HasSuffix(lower, c.suffix) {
 			stripped := base[:len(base)-len(c.suffix)]
 			if strings.HasSuffix(strings.ToLower(stripped), ".tar") {
@@ -131,9 +133,8 @@ type sparseWriter struct {
 
 const sparseBlock = 4096
 
-var zeroBlock [sparseBlock]byte
-
 func (w *sparseWriter) Write(b []byte) (int, error) {
+	var zeroBlock [sparseBlock]byte
 	total := len(b)
 	for len(b) > 0 {
 		// Find a run of non-zero blocks and write it in one call.

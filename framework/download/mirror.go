@@ -3,7 +3,6 @@ package download
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 )
 
@@ -43,15 +42,6 @@ func ParseMirrors(specs ...string) ([]Mirror, error) {
 		}
 	}
 	return out, nil
-}
-
-// MirrorsFromEnv parses $GUESTCATALOG_MIRRORS.
-func MirrorsFromEnv() ([]Mirror, error) {
-	m, err := ParseMirrors(os.Getenv(EnvMirrors))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", EnvMirrors, err)
-	}
-	return m, nil
 }
 
 // Rewrite returns rawURL with the longest matching mirror prefix replaced;

@@ -61,14 +61,6 @@ func TestMirrors(t *testing.T) {
 		_, err := ParseMirrors(bad)
 		assert.Error(t, err, bad)
 	}
-
-	t.Setenv(EnvMirrors, "https://x/=http://y/")
-	m, err = MirrorsFromEnv()
-	require.NoError(t, err)
-	assert.Equal(t, []Mirror{{"https://x/", "http://y/"}}, m)
-	t.Setenv(EnvMirrors, "nonsense")
-	_, err = MirrorsFromEnv()
-	assert.ErrorContains(t, err, EnvMirrors)
 }
 
 func TestFormatProgress(t *testing.T) {
@@ -172,17 +164,10 @@ func TestOptionsValidate(t *testing.T) {
 	}
 }
 
-func TestDefaultCacheDir(t *testing.T) {
-	t.Setenv(EnvCacheDir, "/some/where")
-	d, err := DefaultCacheDir()
-	require.NoError(t, err)
-	assert.Equal(t, "/some/where", d)
-	t.Setenv(EnvCacheDir, "")
-	t.Setenv("XDG_CACHE_HOME", "/xdg")
-	d, err = DefaultCacheDir()
-	require.NoError(t, err)
-	assert.Equal(t, "/xdg/guestcatalog", d)
-	c, err := New()
+func TestCacheDirIsRequired(t *testing.T) {
+	_, err := New()
+	require.ErrorContains(t, err, "no directory")
+	c, err := New(WithCacheDir("/xdg/guestcatalog"))
 	require.NoError(t, err)
 	assert.Equal(t, "/xdg/guestcatalog/downloads", c.Dir())
 	assert.Len(t, Key("https://x"), 32)

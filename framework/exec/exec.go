@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -135,8 +134,6 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
 // Validate checks that exactly one of Args and Script is set and that the
 // environment names are valid.
 func (c Cmd) Validate() error {
@@ -149,7 +146,7 @@ func (c Cmd) Validate() error {
 		return errors.New("command: Args[0] is empty")
 	}
 	for _, k := range c.envNames() {
-		if !envNameRE.MatchString(k) {
+		if !ValidEnvName(k) {
 			return fmt.Errorf("command: invalid environment variable name %q", k)
 		}
 	}

@@ -39,7 +39,7 @@ func (h *Host) Run(ctx context.Context, cmd Cmd) (Result, error) {
 	c := osexec.CommandContext(ctx, argv[0], argv[1:]...)
 	c.Dir = h.Dir
 	if len(cmd.Env) > 0 {
-		env := os.Environ()
+		env := c.Environ()
 		for _, k := range cmd.envNames() {
 			env = append(env, k+"="+cmd.Env[k])
 		}

@@ -7,5 +7,7 @@
 // the next entry, and the reason is kept in Artifact.Skipped and logged. A
 // digest mismatch never falls back: the bytes were not what the catalog
 // pinned, and that is reported as an error (ErrDigestMismatch). Offline,
-// only build entries are considered.
+// a URL entry with a digest is used when the cache holds its verified
+// download (catalog pull elsewhere, then copy the cache); entries without a
+// digest are skipped, build entries are built.
 package image

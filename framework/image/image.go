@@ -163,18 +163,19 @@ type BuildFunc func(ctx context.Context, recipe catalog.BuildRecipe, extraPackag
 type Option func(*options) error
 
 type options struct {
-	offline   bool
-	cacheDir  string
-	fetcher   Fetcher
-	builder   BuildFunc
-	logger    *slog.Logger
-	progress  io.Writer
-	mirrors   []download.Mirror
-	buildOpts []imagebuild.Option
-	detector  func(ctx context.Context, path string) (*DiskInfo, error)
+	offline  bool
+	cacheDir string
+	fetcher  Fetcher
+	builder  BuildFunc
+	logger   *slog.Logger
+	progress io.Writer
+	mirrors  []download.Mirror
+	detector func(ctx context.Context, path string) (*DiskInfo, error)
 }
 
-// WithOffline considers build entries only: nothing is downloaded.
+// WithOffline downloads nothing: a URL entry is used only when the cache
+// holds its download, verified against the entry's digest (pull on a
+// connected machine, copy the cache); build entries are built as always.
 func WithOffline() Option {
 	return func(o *options) error { o.offline = true; return nil }
 }
@@ -215,11 +216,6 @@ func WithBuilder(b BuildFunc) Option {
 	}
 }
 
-// WithBuildOptions passes options to the builder (WithForce, WithHeadroom…).
-func WithBuildOptions(opts ...imagebuild.Option) Option {
-	return func(o *options) error { o.buildOpts = append(o.buildOpts, opts...); return nil }
-}
-
 // WithLogger logs the choice of image and every fallback (silent by default).
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) error {
@@ -248,24 +244,12 @@ func WithMirrors(specs []string) Option {
 	}
 }
 
-// WithDownloadMirrors is WithMirrors for parsed mirrors.
-func WithDownloadMirrors(m ...download.Mirror) Option {
-	return func(o *options) error { o.mirrors = append(o.mirrors, m...); return nil }
-}
-
 func newOptions(opts []Option) (*options, error) {
 	o := &options{logger: slog.New(slog.DiscardHandler), builder: imagebuild.Build, detector: Inspect}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, fmt.Errorf("image option: %w", err)
 		}
-	}
-	if o.cacheDir == "" {
-		d, err := imagebuild.DefaultCacheDir()
-		if err != nil {
-			return nil, err
-		}
-		o.cacheDir = d
 	}
 	return o, nil
 }
@@ -353,8 +337,9 @@ func Resolve(ctx context.Context, t *catalog.Template, arch string, opts ...Opti
 				continue
 			}
 		case im.Location != "":
-			if o.offline {
-				skip(i, im.Location, errors.New("offline: downloads are disabled"))
+			if o.offline && im.Digest == "" {
+				// Nothing to verify a cached copy against.
+				skip(i, im.Location, fmt.Errorf("%w: no digest to verify a cached copy with", download.ErrOffline))
 				continue
 			}
 			a, err = o.fetch(ctx, im)
@@ -386,7 +371,7 @@ func (o *options) build(ctx context.Context, t *catalog.Template, arch string, i
 	if o.progress != nil {
 		bopts = append(bopts, imagebuild.WithOutput(o.progress))
 	}
-	b, err := o.builder(ctx, recipe, extra, append(bopts, o.buildOpts...)...)
+	b, err := o.builder(ctx, recipe, extra, bopts...)
 	if err != nil {
 		return nil, err
 	}
@@ -409,6 +394,9 @@ func (o *options) fetch(ctx context.Context, im catalog.Image) (*Artifact, error
 	var fopts []download.Option
 	if im.Digest == "" {
 		fopts = append(fopts, download.WithoutDigest())
+	}
+	if o.offline {
+		fopts = append(fopts, download.WithOffline()) // the cache or nothing
 	}
 	r, err := f.Fetch(ctx, im.Location, im.Digest, fopts...)
 	if err != nil {
@@ -437,11 +425,4 @@ func (o *options) fetch(ctx context.Context, im catalog.Image) (*Artifact, error
 		Disk: r.Path, Format: info.Format, VirtualSize: info.VirtualSize, Firmware: fw, Source: im.Location,
 		Digest: digest, Verified: im.Digest != "" && r.Verified, Status: st, Download: &r,
 	}, nil
-}
-
-// String is a one-line summary: "build:trixie (built) /…/disk.qcow2".
-func (a *Artifact) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s (%s, %s) %s", a.Source, a.Status, a.Format, a.Disk)
-	return b.String()
 }

@@ -222,12 +222,16 @@ func TestDigestMismatchIsAnErrorNotAFallback(t *testing.T) {
 	assert.Zero(t, b.calls)
 }
 
-func TestOfflineUsesBuildEntriesOnlyAndBakesThePackagesSteps(t *testing.T) {
-	f := &fakeFetcher{files: map[string]string{urlA: diskFile(t, FormatQcow2)}}
+func TestOfflineUsesTheCacheThenBuildEntriesAndBakesThePackagesSteps(t *testing.T) {
+	// Offline, the fetcher serves from the cache only: a miss is ErrOffline.
+	miss := fmt.Errorf("%w: not in the cache", download.ErrOffline)
+	f := &fakeFetcher{errs: map[string]error{urlA: miss, urlB: miss}}
 	b := &fakeBuilder{}
 	a, err := Resolve(context.Background(), template(), host, WithOffline(), WithFetcher(f), WithBuilder(b.Build), WithCacheDir(t.TempDir()))
 	require.NoError(t, err)
-	assert.Empty(t, f.calls, "offline: nothing downloaded")
+	assert.Equal(t, []string{urlA}, f.calls, "offline: the cache is asked for each pinned URL entry")
+	require.Len(t, a.Skipped, 2)
+	assert.True(t, a.Skipped[0].Unavailable)
 	assert.Equal(t, 1, b.calls)
 	assert.Equal(t, "trixie", b.recipe.Suite)
 	assert.Equal(t, []string{"containerd", "runc", "curl"}, b.extra, "debian packages steps for this arch, in order")
@@ -423,7 +427,7 @@ func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 // The embedded catalog's debian-13-containerd bakes containerd and runc
 // into its local build, which offline runs use.
 func TestEmbeddedDebianContainerdBakesItsEngine(t *testing.T) {
-	c, err := catalog.LoadEmbedded()
+	c, err := catalog.Load(context.Background())
 	require.NoError(t, err)
 	tt, err := c.Resolve("debian-13-containerd")
 	require.NoError(t, err)

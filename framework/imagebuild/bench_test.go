@@ -46,7 +46,7 @@ func BenchmarkBuildDebianContainerd(b *testing.B) {
 		b.Skip("set GUESTCATALOG_BENCH_BUILD=1 to build an image with mmdebstrap")
 	}
 	requireBuilder(b)
-	c, err := catalog.LoadEmbedded()
+	c, err := catalog.Load(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -117,10 +117,16 @@ type options struct {
 	force    bool
 	headroom int64
 	compress bool
+	sbinDirs []string // searched after PATH for the build tools
+}
+
+// withSbinDirs replaces /usr/sbin and /sbin (tests hide the tools).
+func withSbinDirs(dirs []string) Option {
+	return func(o *options) error { o.sbinDirs = dirs; return nil }
 }
 
 // WithCacheDir sets the cache root; images go to <dir>/images/<key>/.
-// Default: DefaultCacheDir().
+// Required (framework/config.DefaultCacheDir).
 func WithCacheDir(dir string) Option {
 	return func(o *options) error {
 		if dir == "" {
@@ -182,20 +188,9 @@ func WithCompression(on bool) Option {
 	return func(o *options) error { o.compress = on; return nil }
 }
 
-// DefaultCacheDir is $GUESTCATALOG_CACHE, else <user cache dir>/guestcatalog.
-func DefaultCacheDir() (string, error) {
-	if d := os.Getenv("GUESTCATALOG_CACHE"); d != "" {
-		return filepath.Abs(d)
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("finding the cache dir: %w", err)
-	}
-	return filepath.Join(d, "guestcatalog"), nil
-}
-
 func newOptions(opts []Option) (*options, error) {
 	o := &options{
+		sbinDirs: sbinDirs(),
 		logger:   slog.New(slog.DiscardHandler),
 		output:   io.Discard,
 		headroom: DefaultHeadroom,
@@ -212,11 +207,7 @@ func newOptions(opts []Option) (*options, error) {
 		o.arch = catalog.HostArch()
 	}
 	if o.cacheDir == "" {
-		d, err := DefaultCacheDir()
-		if err != nil {
-			return nil, err
-		}
-		o.cacheDir = d
+		return nil, errors.New("image build: no cache directory (WithCacheDir; framework/config.DefaultCacheDir)")
 	}
 	return o, nil
 }
@@ -267,7 +258,7 @@ func Build(ctx context.Context, recipe catalog.BuildRecipe, extraPackages []stri
 			log.Warn("rebuilding unusable cache entry", "err", err)
 		}
 	}
-	tools, err := CheckTools()
+	tools, err := checkTools(o.sbinDirs)
 	if err != nil {
 		return nil, err
 	}
@@ -489,7 +480,7 @@ func MmdebstrapArgs(p *Plan, rootfs string) []string {
 		"--dpkgopt=path-exclude=/usr/share/locale/*",
 		"--dpkgopt=path-include=/usr/share/locale/locale.alias",
 	}
-	for _, u := range EnabledUnits {
+	for _, u := range EnabledUnits() {
 		args = append(args, `--customize-hook=chroot "$1" systemctl enable `+u)
 	}
 	return append(args, p.Suite, rootfs, p.Mirror)

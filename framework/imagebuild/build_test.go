@@ -20,12 +20,11 @@ import (
 	"github.com/guestcatalog/guestcatalog/catalog"
 )
 
-// noTools hides every build tool for the rest of the test.
-func noTools(t *testing.T) {
+// noTools hides every build tool for the rest of the test: PATH here,
+// and the option for Build's sbin search.
+func noTools(t *testing.T) Option {
 	t.Setenv("PATH", t.TempDir())
-	saved := sbinDirs
-	sbinDirs = nil
-	t.Cleanup(func() { sbinDirs = saved })
+	return withSbinDirs(nil)
 }
 
 // writeEntry makes a complete cache entry for plan, as a build leaves it.
@@ -49,13 +48,13 @@ func writeEntryB(t testing.TB, cache string, p *Plan) string {
 var unitRecipe = catalog.BuildRecipe{Suite: "trixie", Packages: []string{"containerd"}, Bake: true}
 
 func TestBuildReturnsTheCachedImageWithoutAnyTool(t *testing.T) {
-	noTools(t)
+	hide := noTools(t)
 	cache := t.TempDir()
 	p := mustPlan(t, unitRecipe, []string{"runc"}, catalog.HostArch())
 	dir := writeEntry(t, cache, p)
 
 	var out bytes.Buffer
-	a, err := Build(context.Background(), unitRecipe, []string{"runc"}, WithCacheDir(cache), WithOutput(&out))
+	a, err := Build(context.Background(), unitRecipe, []string{"runc"}, WithCacheDir(cache), WithOutput(&out), hide)
 	require.NoError(t, err)
 	assert.Equal(t, StatusFromCache, a.Status)
 	assert.Equal(t, p.Key, a.Key)
@@ -69,17 +68,17 @@ func TestBuildReturnsTheCachedImageWithoutAnyTool(t *testing.T) {
 	assert.Contains(t, out.String(), "from cache")
 
 	// Another recipe is not a hit: it needs the tools.
-	_, err = Build(context.Background(), unitRecipe, []string{"podman"}, WithCacheDir(cache))
+	_, err = Build(context.Background(), unitRecipe, []string{"podman"}, WithCacheDir(cache), hide)
 	assert.ErrorIs(t, err, ErrToolMissing)
 
 	// --force rebuilds even when the entry is there.
-	_, err = Build(context.Background(), unitRecipe, []string{"runc"}, WithCacheDir(cache), WithForce(true))
+	_, err = Build(context.Background(), unitRecipe, []string{"runc"}, WithCacheDir(cache), WithForce(true), hide)
 	assert.ErrorIs(t, err, ErrToolMissing)
 	assert.DirExists(t, dir, "a failed forced build keeps the old entry")
 }
 
 func TestBuildIgnoresIncompleteOrForeignEntries(t *testing.T) {
-	noTools(t)
+	hide := noTools(t)
 	cache := t.TempDir()
 	p := mustPlan(t, unitRecipe, nil, catalog.HostArch())
 
@@ -87,7 +86,7 @@ func TestBuildIgnoresIncompleteOrForeignEntries(t *testing.T) {
 	require.NoError(t, os.Remove(filepath.Join(dir, DiskFile)))
 	_, err := Load(cache, p.Key)
 	assert.ErrorContains(t, err, "lacks disk.qcow2")
-	_, err = Build(context.Background(), unitRecipe, nil, WithCacheDir(cache))
+	_, err = Build(context.Background(), unitRecipe, nil, WithCacheDir(cache), hide)
 	assert.ErrorIs(t, err, ErrToolMissing, "an incomplete entry is rebuilt")
 
 	dir = writeEntry(t, cache, p)
@@ -105,8 +104,8 @@ func TestBuildIgnoresIncompleteOrForeignEntries(t *testing.T) {
 }
 
 func TestBuildNamesEveryMissingToolAndItsPackage(t *testing.T) {
-	noTools(t)
-	_, err := Build(context.Background(), unitRecipe, nil, WithCacheDir(t.TempDir()))
+	hide := noTools(t)
+	_, err := Build(context.Background(), unitRecipe, nil, WithCacheDir(t.TempDir()), hide)
 	require.ErrorIs(t, err, ErrToolMissing)
 	for _, want := range []string{
 		"mmdebstrap (Debian package mmdebstrap)",
@@ -123,14 +122,10 @@ func TestLookToolFallsBackToSbin(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(sbin, "mkfs.ext4"), []byte("#!/bin/sh\n"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(sbin, "not-executable"), []byte(""), 0o644))
 	t.Setenv("PATH", t.TempDir())
-	saved := sbinDirs
-	sbinDirs = []string{sbin}
-	t.Cleanup(func() { sbinDirs = saved })
-
-	p, err := LookTool("mkfs.ext4")
+	p, err := lookTool("mkfs.ext4", []string{sbin})
 	require.NoError(t, err)
 	assert.Equal(t, filepath.Join(sbin, "mkfs.ext4"), p)
-	_, err = LookTool("not-executable")
+	_, err = lookTool("not-executable", []string{sbin})
 	assert.Error(t, err)
 }
 
@@ -159,7 +154,7 @@ func TestBuildRejectsAnInvalidRecipeBeforeAnythingElse(t *testing.T) {
 // A second builder of the same recipe waits for the first (here: a lock
 // held by "another process") and then takes its result from the cache.
 func TestConcurrentBuildWaitsForTheLockThenHitsTheCache(t *testing.T) {
-	noTools(t)
+	hide := noTools(t)
 	cache := t.TempDir()
 	p := mustPlan(t, unitRecipe, nil, catalog.HostArch())
 	require.NoError(t, os.MkdirAll(filepath.Join(cache, "images"), 0o755))
@@ -174,7 +169,7 @@ func TestConcurrentBuildWaitsForTheLockThenHitsTheCache(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		a, err := Build(context.Background(), unitRecipe, nil, WithCacheDir(cache))
+		a, err := Build(context.Background(), unitRecipe, nil, WithCacheDir(cache), hide)
 		done <- result{a, err}
 	}()
 	select {
@@ -199,7 +194,7 @@ func TestConcurrentBuildWaitsForTheLockThenHitsTheCache(t *testing.T) {
 	defer other.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err = Build(ctx, unitRecipe, nil, WithCacheDir(cache))
+	_, err = Build(ctx, unitRecipe, nil, WithCacheDir(cache), hide)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
@@ -292,18 +287,6 @@ func TestHumanBytes(t *testing.T) {
 	assert.Equal(t, "512 B", HumanBytes(512))
 	assert.Equal(t, "1.5 GiB", HumanBytes(3<<29))
 	assert.Equal(t, "414.8 MiB", HumanBytes(434962432))
-}
-
-func TestDefaultCacheDir(t *testing.T) {
-	t.Setenv("GUESTCATALOG_CACHE", "/srv/gc")
-	d, err := DefaultCacheDir()
-	require.NoError(t, err)
-	assert.Equal(t, "/srv/gc", d)
-	t.Setenv("GUESTCATALOG_CACHE", "")
-	t.Setenv("XDG_CACHE_HOME", "/xdg")
-	d, err = DefaultCacheDir()
-	require.NoError(t, err)
-	assert.Equal(t, "/xdg/guestcatalog", d)
 }
 
 func TestErrorsAreDistinct(t *testing.T) {

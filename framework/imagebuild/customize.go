@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// MaskedUnits are masked in every image (a symlink to /dev/null, which
+// MaskedUnits() are masked in every image (a symlink to /dev/null, which
 // survives systemd's first-boot presets). Each costs boot time under TCG or
 // interferes with a test guest:
 //   - apt-daily*, dpkg-db-backup, man-db timers: would take dpkg's lock
@@ -26,17 +26,21 @@ import (
 //     direct-kernel-boot guest; each is a modprobe process competing for
 //     the two vCPUs with cloud-init's start (measured 3.6–4.6 s each under
 //     TCG).
-var MaskedUnits = []string{
-	"apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "man-db.timer",
-	"e2scrub_all.timer", "e2scrub_reap.service", "fstrim.timer",
-	"sshd-keygen.service", "systemd-firstboot.service", "getty@tty1.service",
-	"modprobe@drm.service", "modprobe@efi_pstore.service",
+func MaskedUnits() []string {
+	return []string{
+		"apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "man-db.timer",
+		"e2scrub_all.timer", "e2scrub_reap.service", "fstrim.timer",
+		"sshd-keygen.service", "systemd-firstboot.service", "getty@tty1.service",
+		"modprobe@drm.service", "modprobe@efi_pstore.service",
+	}
 }
 
-// EnabledUnits are enabled by the mmdebstrap customize hook (the guest's own
+// EnabledUnits() are enabled by the mmdebstrap customize hook (the guest's own
 // systemctl): systemd-networkd renders cloud-init's network-config (v2 →
 // networkd on a Debian without netplan or ifupdown).
-var EnabledUnits = []string{"systemd-networkd.service"}
+func EnabledUnits() []string {
+	return []string{"systemd-networkd.service"}
+}
 
 // cloudCfg is /etc/cloud/cloud.cfg.d/90-guestcatalog.cfg.
 const cloudCfg = `# Written by guestcatalog's image builder.
@@ -161,7 +165,7 @@ func Customize(root string) error {
 			return fmt.Errorf("removing build-time host key: %w", err)
 		}
 	}
-	for _, u := range MaskedUnits {
+	for _, u := range MaskedUnits() {
 		if err := replaceWithSymlink(root, filepath.Join("etc/systemd/system", u), "/dev/null"); err != nil {
 			return err
 		}

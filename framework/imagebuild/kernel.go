@@ -82,13 +82,15 @@ func numbers(s string) []int {
 	return out
 }
 
-// bootDrivers are what the kernel needs to mount the root filesystem of a
+// bootDrivers() are what the kernel needs to mount the root filesystem of a
 // built image: the virtio PCI transport, the virtio disk and ext4. Each must
 // be built in (=y) or be a module in the initrd.
-var bootDrivers = []struct{ config, module string }{
-	{"CONFIG_VIRTIO_PCI", "virtio_pci"},
-	{"CONFIG_VIRTIO_BLK", "virtio_blk"},
-	{"CONFIG_EXT4_FS", "ext4"},
+func bootDrivers() []struct{ config, module string } {
+	return []struct{ config, module string }{
+		{"CONFIG_VIRTIO_PCI", "virtio_pci"},
+		{"CONFIG_VIRTIO_BLK", "virtio_blk"},
+		{"CONFIG_EXT4_FS", "ext4"},
+	}
 }
 
 // CheckBootDrivers verifies that the kernel can mount the root disk: for
@@ -120,7 +122,7 @@ func CheckBootDrivers(k *Kernel) ([]string, error) {
 	}
 	var notes []string
 	var missing []string
-	for _, d := range bootDrivers {
+	for _, d := range bootDrivers() {
 		switch {
 		case config[d.config] == "y":
 			notes = append(notes, d.module+": built in")
@@ -153,10 +155,10 @@ func InitrdFiles(path string, visit func(name string)) error {
 	return cpioSegments(bufio.NewReaderSize(f, 1<<16), visit)
 }
 
-var (
-	magicGzip = []byte{0x1f, 0x8b}
-	magicZstd = []byte{0x28, 0xb5, 0x2f, 0xfd}
-	magicXZ   = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
+const (
+	magicGzip = "\x1f\x8b"
+	magicZstd = "\x28\xb5\x2f\xfd"
+	magicXZ   = "\xfd7zXZ\x00"
 )
 
 func cpioSegments(r *bufio.Reader, visit func(string)) error {
@@ -183,20 +185,20 @@ func cpioSegments(r *bufio.Reader, visit func(string)) error {
 			if err := cpioArchive(r, visit); err != nil {
 				return err
 			}
-		case bytes.HasPrefix(head, magicZstd):
+		case bytes.HasPrefix(head, []byte(magicZstd)):
 			zr, err := zstd.NewReader(r)
 			if err != nil {
 				return err
 			}
 			defer zr.Close()
 			return cpioSegments(bufio.NewReaderSize(zr, 1<<16), visit)
-		case bytes.HasPrefix(head, magicGzip):
+		case bytes.HasPrefix(head, []byte(magicGzip)):
 			zr, err := gzip.NewReader(r)
 			if err != nil {
 				return err
 			}
 			return cpioSegments(bufio.NewReaderSize(zr, 1<<16), visit)
-		case bytes.HasPrefix(head, magicXZ):
+		case bytes.HasPrefix(head, []byte(magicXZ)):
 			zr, err := xz.NewReader(r)
 			if err != nil {
 				return err

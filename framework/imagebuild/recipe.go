@@ -73,9 +73,6 @@ func DebianArch(arch string) (string, error) {
 var (
 	suiteRE     = regexp.MustCompile(`^[a-z][a-z0-9.-]*$`)
 	componentRE = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
-	// A Debian package name (policy 5.6.1), optionally with an arch
-	// qualifier or a version pin as apt accepts them.
-	packageRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$`)
 )
 
 // Plan is a normalized recipe for one arch: what the builder will install,
@@ -131,13 +128,13 @@ func NewPlan(recipe catalog.BuildRecipe, extraPackages []string, arch string) (*
 		}
 	}
 	for i, name := range recipe.Packages {
-		if !packageRE.MatchString(name) {
+		if !catalog.ValidDebianPackageName(name) {
 			bad("packages[%d]: %q is not a Debian package name", i, name)
 		}
 	}
 	if recipe.Bake {
 		for i, name := range extraPackages {
-			if !packageRE.MatchString(name) {
+			if !catalog.ValidDebianPackageName(name) {
 				bad("extra packages[%d]: %q is not a Debian package name", i, name)
 			}
 		}

@@ -25,24 +25,28 @@ type Tool struct {
 	Package string
 }
 
-// Tools are the programs a build needs.
-var Tools = []Tool{
-	{"mmdebstrap", "mmdebstrap"},
-	{"mkfs.ext4", "e2fsprogs"},
-	{"qemu-img", "qemu-utils"},
-	{"dpkg-query", "dpkg"},
+// Tools() are the programs a build needs.
+func Tools() []Tool {
+	return []Tool{
+		{"mmdebstrap", "mmdebstrap"},
+		{"mkfs.ext4", "e2fsprogs"},
+		{"qemu-img", "qemu-utils"},
+		{"dpkg-query", "dpkg"},
+	}
 }
 
-// sbinDirs are searched after PATH (a variable for tests).
-var sbinDirs = []string{"/usr/sbin", "/sbin"}
+// sbinDirs are searched after PATH.
+func sbinDirs() []string { return []string{"/usr/sbin", "/sbin"} }
 
 // LookTool finds a tool in PATH, then in /usr/sbin and /sbin (not in the
 // PATH of every user, but where e2fsprogs installs mkfs.ext4).
-func LookTool(name string) (string, error) {
+func LookTool(name string) (string, error) { return lookTool(name, sbinDirs()) }
+
+func lookTool(name string, sbin []string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
-	for _, dir := range sbinDirs {
+	for _, dir := range sbin {
 		p := filepath.Join(dir, name)
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return p, nil
@@ -53,11 +57,13 @@ func LookTool(name string) (string, error) {
 
 // CheckTools finds every tool a build needs and returns their paths by
 // command name, or one error naming every missing tool and its package.
-func CheckTools() (map[string]string, error) {
+func CheckTools() (map[string]string, error) { return checkTools(sbinDirs()) }
+
+func checkTools(sbin []string) (map[string]string, error) {
 	paths := map[string]string{}
 	var missing, pkgs []string
-	for _, t := range Tools {
-		p, err := LookTool(t.Command)
+	for _, t := range Tools() {
+		p, err := lookTool(t.Command, sbin)
 		if err != nil {
 			missing = append(missing, fmt.Sprintf("%s (Debian package %s)", t.Command, t.Package))
 			pkgs = append(pkgs, t.Package)

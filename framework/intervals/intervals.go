@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/goccy/go-yaml"
@@ -22,7 +21,8 @@ const (
 	AccelHVF = "hvf"
 )
 
-// Environment variables read by Load with WithEnv (and by Default).
+// Environment variables: framework/config reads them and hands them to
+// Load (WithFile, WithEnv); this package reads no environment.
 const (
 	// EnvFile names a YAML file of overrides, like --intervals FILE.
 	EnvFile = "GUESTCATALOG_INTERVALS"
@@ -39,10 +39,9 @@ var ErrUnknown = errors.New("unknown interval")
 //go:embed defaults.yaml
 var defaultsYAML []byte
 
-// DefaultsYAML returns the embedded defaults file, for documentation.
-func DefaultsYAML() []byte { return slices.Clone(defaultsYAML) }
-
-var accels = []string{AccelKVM, AccelTCG, AccelHVF}
+func accels() []string {
+	return []string{AccelKVM, AccelTCG, AccelHVF}
+}
 
 // entry is one interval after parsing.
 type entry struct {
@@ -64,10 +63,8 @@ type Set struct {
 type Option func(*loadOptions)
 
 type loadOptions struct {
-	files   []string
-	useEnv  bool
-	getenv  func(string) string
-	environ func() []string
+	files []string
+	env   map[string]string
 }
 
 // WithFile merges a user file over the defaults (and over files before it).
@@ -80,28 +77,22 @@ func WithFile(path string) Option {
 	}
 }
 
-// WithEnv applies GUESTCATALOG_INTERVALS (a file, merged after the WithFile
-// ones), GUESTCATALOG_INTERVAL_SCALE_<ACCEL> and GUESTCATALOG_INTERVAL_<NAME>.
-func WithEnv() Option { return func(o *loadOptions) { o.useEnv = true } }
-
-// withEnviron makes tests independent of the process environment.
-func withEnviron(env map[string]string) Option {
+// WithEnv applies GUESTCATALOG_INTERVAL_SCALE_<ACCEL> and
+// GUESTCATALOG_INTERVAL_<NAME> overrides, given as variable name → value
+// (framework/config collects them from the environment). A variable that
+// names no interval is an error.
+func WithEnv(vars map[string]string) Option {
 	return func(o *loadOptions) {
-		o.useEnv = true
-		o.getenv = func(k string) string { return env[k] }
-		o.environ = func() []string {
-			var out []string
-			for k, v := range env {
-				out = append(out, k+"="+v)
-			}
-			return out
+		if o.env == nil {
+			o.env = map[string]string{}
 		}
+		maps.Copy(o.env, vars)
 	}
 }
 
 // Load returns the embedded defaults with the given overrides applied.
 func Load(opts ...Option) (*Set, error) {
-	o := loadOptions{getenv: os.Getenv, environ: os.Environ}
+	var o loadOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -109,13 +100,7 @@ func Load(opts ...Option) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded intervals: %w", err)
 	}
-	files := o.files
-	if o.useEnv {
-		if f := o.getenv(EnvFile); f != "" {
-			files = append(files, f)
-		}
-	}
-	for _, f := range files {
+	for _, f := range o.files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("reading intervals file: %w", err)
@@ -124,43 +109,16 @@ func Load(opts ...Option) (*Set, error) {
 			return nil, err
 		}
 	}
-	if o.useEnv {
-		if err := s.applyEnv(o.environ()); err != nil {
+	if len(o.env) > 0 {
+		if err := s.applyEnv(o.env); err != nil {
 			return nil, err
 		}
 	}
 	return s, nil
 }
 
-var (
-	defaultOnce sync.Once
-	defaultSet  *Set
-	defaultErr  error
-)
-
-// Default is Load(WithEnv()), computed once per process.
-func Default() (*Set, error) {
-	defaultOnce.Do(func() { defaultSet, defaultErr = Load(WithEnv()) })
-	return defaultSet, defaultErr
-}
-
-// Get looks name up in Default(); see (*Set).Get.
-func Get(name, accel string) (time.Duration, error) {
-	s, err := Default()
-	if err != nil {
-		return 0, err
-	}
-	return s.Get(name, accel)
-}
-
-// Resolve looks value up in Default(); see (*Set).Resolve.
-func Resolve(value, accel string) (time.Duration, error) {
-	s, err := Default()
-	if err != nil {
-		return 0, err
-	}
-	return s.Resolve(value, accel)
-}
+// Default is the embedded defaults alone.
+func Default() (*Set, error) { return Load() }
 
 // Get returns the interval for an accelerator: an explicit per-accelerator
 // value if the interval has one, else the base times the accelerator's
@@ -176,8 +134,8 @@ func (s *Set) Get(name, accel string) (time.Duration, error) {
 	if !ok {
 		return 0, fmt.Errorf("interval %q: %w (known: %s)", name, ErrUnknown, strings.Join(s.Names(), ", "))
 	}
-	if accel != "" && !slices.Contains(accels, accel) {
-		return 0, fmt.Errorf("interval %q: unknown accelerator %q (want one of %s)", name, accel, strings.Join(accels, ", "))
+	if accel != "" && !slices.Contains(accels(), accel) {
+		return 0, fmt.Errorf("interval %q: unknown accelerator %q (want one of %s)", name, accel, strings.Join(accels(), ", "))
 	}
 	if e.final != nil {
 		return *e.final, nil
@@ -278,8 +236,8 @@ func parse(b []byte, source string, base *Set) (*Set, error) {
 	for _, a := range slices.Sorted(maps.Keys(f.Scale)) {
 		v := f.Scale[a]
 		switch {
-		case !slices.Contains(accels, a):
-			errs = append(errs, fmt.Errorf("%s: scale.%s: unknown accelerator (want one of %s)", source, a, strings.Join(accels, ", ")))
+		case !slices.Contains(accels(), a):
+			errs = append(errs, fmt.Errorf("%s: scale.%s: unknown accelerator (want one of %s)", source, a, strings.Join(accels(), ", ")))
 		case v <= 0:
 			errs = append(errs, fmt.Errorf("%s: scale.%s: must be positive, got %v", source, a, v))
 		default:
@@ -359,20 +317,20 @@ func EnvName(name string) string {
 	return b.String()
 }
 
-func (s *Set) applyEnv(environ []string) error {
+func (s *Set) applyEnv(env map[string]string) error {
 	byEnv := map[string]string{}
 	for name := range s.entries {
 		byEnv[EnvName(name)] = name
 	}
 	var errs []error
-	for _, kv := range environ {
-		k, v, _ := strings.Cut(kv, "=")
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		v := env[k]
 		switch {
 		case strings.HasPrefix(k, EnvScalePrefix):
 			a := strings.ToLower(strings.TrimPrefix(k, EnvScalePrefix))
 			f, err := strconv.ParseFloat(v, 64)
 			switch {
-			case !slices.Contains(accels, a):
+			case !slices.Contains(accels(), a):
 				errs = append(errs, fmt.Errorf("%s: unknown accelerator %q", k, a))
 			case err != nil || f <= 0:
 				errs = append(errs, fmt.Errorf("%s: want a positive number, got %q", k, v))

@@ -1,7 +1,6 @@
 package intervals
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -161,11 +160,9 @@ func TestUserFileIsStrict(t *testing.T) {
 
 func TestEnvironmentOverrides(t *testing.T) {
 	p := writeFile(t, "intervals:\n  engine: 1m\n")
-	s, err := Load(withEnviron(map[string]string{
-		EnvFile:                                  p,
+	s, err := Load(WithFile(p), WithEnv(map[string]string{
 		"GUESTCATALOG_INTERVAL_DEFAULT_WAIT_SSH": "7m",
 		"GUESTCATALOG_INTERVAL_SCALE_TCG":        "2",
-		"UNRELATED":                              "x",
 	}))
 	require.NoError(t, err)
 	assert.Equal(t, 7*time.Minute, s.MustGet("default/wait-ssh", AccelTCG), "env value is final")
@@ -173,7 +170,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 	assert.Equal(t, 2*time.Minute, s.MustGet("engine", AccelTCG), "file from env, scale from env")
 	assert.Equal(t, "GUESTCATALOG_INTERVAL_DEFAULT_WAIT_SSH", s.Source("default/wait-ssh"))
 
-	_, err = Load(withEnviron(map[string]string{
+	_, err = Load(WithEnv(map[string]string{
 		"GUESTCATALOG_INTERVAL_DEFAULT_WAIT_SHS": "7m",
 		"GUESTCATALOG_INTERVAL_ENGINE":           "fast",
 		"GUESTCATALOG_INTERVAL_SCALE_TCG":        "-1",
@@ -195,16 +192,8 @@ func TestWithFileEmptyIsIgnored(t *testing.T) {
 	require.NoError(t, err)
 }
 
-func TestPackageLevelGet(t *testing.T) {
-	d, err := Get("default/wait-kernel", AccelKVM)
-	if err != nil {
-		// The process environment may carry a bad override; that must be
-		// reported, not ignored.
-		require.False(t, errors.Is(err, ErrUnknown), err)
-		return
-	}
-	assert.Positive(t, d)
-	d, err = Resolve("10s", AccelTCG)
+func TestDefault(t *testing.T) {
+	s, err := Default()
 	require.NoError(t, err)
-	assert.Equal(t, 10*time.Second, d)
+	assert.Positive(t, s.MustGet("default/wait-kernel", AccelKVM))
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/framework/config"
 	"github.com/guestcatalog/guestcatalog/framework/image"
 	"github.com/guestcatalog/guestcatalog/framework/intervals"
 	"github.com/guestcatalog/guestcatalog/framework/machine"
@@ -31,7 +32,7 @@ func (w testWriter) Write(p []byte) (int, error) { w.t.Logf("%s", p); return len
 
 func sandboxTemplate(t *testing.T) *catalog.Template {
 	t.Helper()
-	cat, err := catalog.LoadEmbedded()
+	cat, err := catalog.Load(context.Background())
 	require.NoError(t, err)
 	tmpl, err := cat.Resolve("debian-13-sandbox")
 	require.NoError(t, err)
@@ -58,7 +59,9 @@ func profileOf(t *testing.T, tmpl *catalog.Template, insecureHostWritable bool) 
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	start := time.Now()
-	a, err := image.Resolve(ctx, tmpl, catalog.ArchX8664, image.WithOffline(), image.WithProgress(testWriter{t}))
+	cacheDir, err := config.DefaultCacheDir(os.LookupEnv)
+	require.NoError(t, err)
+	a, err := image.Resolve(ctx, tmpl, catalog.ArchX8664, image.WithOffline(), image.WithCacheDir(cacheDir), image.WithProgress(testWriter{t}))
 	require.NoError(t, err)
 	t.Logf("image ready after %.1fs", time.Since(start).Seconds())
 	entry := a.Entry
@@ -86,7 +89,7 @@ func profileOf(t *testing.T, tmpl *catalog.Template, insecureHostWritable bool) 
 
 	bootStart := time.Now()
 	m, err := machine.Start(ctx, machine.Config{
-		Template: tmpl, Accel: machine.AccelTCG, Home: home, InsecureHostWritable: insecureHostWritable, Intervals: ivals,
+		Template: tmpl, Accel: intervals.AccelTCG, Home: home, InsecureHostWritable: insecureHostWritable, Intervals: ivals,
 		Image:  machine.Image{Disk: a.Disk, Format: a.Format, Kernel: a.Kernel, Initrd: a.Initrd, Append: a.Append, Firmware: a.Firmware, Entry: &entry},
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})

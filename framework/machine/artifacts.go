@@ -39,13 +39,15 @@ type guestArtifact struct {
 	script string // run as root; stdout is the artifact
 }
 
-var guestArtifacts = []guestArtifact{
-	{ArtifactCloudInitLog, tailScript("/var/log/cloud-init.log")},
-	{ArtifactCloudInitOut, tailScript("/var/log/cloud-init-output.log")},
-	{ArtifactProvisionLog, tailScript(ProvisionLog)},
-	// Bounded: never `cloud-init status --wait`.
-	{ArtifactCloudInitState, `if command -v cloud-init >/dev/null; then timeout 60 cloud-init status --long --format json; else cat ` + ResultJSON + `; fi`},
-	{ArtifactJournal, fmt.Sprintf("journalctl -b --no-pager -o short-monotonic 2>&1 | tail -c %d", guestLogLimit)},
+func guestArtifacts() []guestArtifact {
+	return []guestArtifact{
+		{ArtifactCloudInitLog, tailScript("/var/log/cloud-init.log")},
+		{ArtifactCloudInitOut, tailScript("/var/log/cloud-init-output.log")},
+		{ArtifactProvisionLog, tailScript(ProvisionLog)},
+		// Bounded: never `cloud-init status --wait`.
+		{ArtifactCloudInitState, `if command -v cloud-init >/dev/null; then timeout 60 cloud-init status --long --format json; else cat ` + ResultJSON + `; fi`},
+		{ArtifactJournal, fmt.Sprintf("journalctl -b --no-pager -o short-monotonic 2>&1 | tail -c %d", guestLogLimit)},
+	}
 }
 
 func tailScript(path string) string {
@@ -56,7 +58,7 @@ func tailScript(path string) string {
 // Best effort within ctx: each file is tried, errors are joined.
 func collectGuestArtifacts(ctx context.Context, r exec.Runner, dir string) error {
 	var errs []error
-	for _, a := range guestArtifacts {
+	for _, a := range guestArtifacts() {
 		fctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 		res, err := r.Run(fctx, exec.Cmd{Script: a.script, Sudo: true})
 		cancel()

@@ -29,7 +29,7 @@ func BenchmarkStartDebianTCG(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		start := time.Now()
-		m, err := Start(ctx, Config{Template: tmpl, Image: img, Accel: AccelTCG, ArtifactsDir: b.TempDir()})
+		m, err := Start(ctx, Config{Template: tmpl, Image: img, Accel: qemu.AccelTCG, ArtifactsDir: b.TempDir()})
 		if err != nil {
 			cancel()
 			b.Fatal(err)

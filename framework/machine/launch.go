@@ -13,9 +13,6 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
 )
 
-// kernelBootindexWorkaround: see launch (reported to framework/qemu).
-var kernelBootindexWorkaround = true
-
 // Files in the run dir (removed on Close unless KeepRunDir).
 const (
 	overlayName = "disk.qcow2"
@@ -26,7 +23,7 @@ const (
 // the overlay, the seed, the keys and QEMU's socket, and its owner.json
 // lets qemu.Gc remove it (and kill its QEMU) after a crashed run.
 func (m *Machine) newRunDir() error {
-	rd, err := qemu.NewRunDir("", m.name)
+	rd, err := qemu.NewRunDir(m.cfg.RunRoot, m.name)
 	if err != nil {
 		return err
 	}
@@ -88,7 +85,7 @@ func (m *Machine) launch(ctx context.Context) (string, error) {
 		// A reboot (or a panic with panic=-1) ends QEMU: seen at once.
 		NoReboot: true,
 	}
-	if img.Kernel != "" && kernelBootindexWorkaround {
+	if img.Kernel != "" {
 		// qemu.Cmdline gives the root disk bootindex=0, which -kernel
 		// already holds on x86 (QEMU refuses to start): attach the overlay
 		// as a plain drive. Root is found by label, not by position.

@@ -23,13 +23,6 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework/sshx"
 )
 
-// Accelerator choices for Config.Accel.
-const (
-	AccelAuto = "auto"
-	AccelKVM  = "kvm"
-	AccelTCG  = "tcg"
-)
-
 // Interval names the machine reads (framework/intervals).
 const (
 	IntervalKernel    = "default/wait-kernel"
@@ -60,6 +53,8 @@ type Config struct {
 	// KeepOnFailure leaves a guest that failed to become ready running
 	// (Start returns it with the error; the error says how to log in).
 	KeepOnFailure bool
+	// RunRoot is where the run directory is made ("" : qemu.DefaultRunRoot()).
+	RunRoot string
 	// KeepRunDir keeps the run directory (overlay, seed, sockets) on Close.
 	KeepRunDir bool
 	// Name identifies the machine (run dir, logs); default the template
@@ -90,8 +85,8 @@ type Config struct {
 	onLaunch func(*Machine)
 }
 
-// Machine is a started guest. Close it (idempotent); CloseAll closes every
-// machine still open.
+// Machine is a started guest. Close it (idempotent); its QEMU also dies
+// with the process that started it (Pdeathsig).
 type Machine struct {
 	cfg       Config
 	name      string
@@ -144,7 +139,6 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	register(m)
 	// While Start runs, its ctx bounds the machine; afterwards only Close.
 	m.life, m.lifeCancel = context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, m.lifeCancel)
@@ -171,8 +165,8 @@ func newMachine(cfg Config) (*Machine, error) {
 	}
 	switch cfg.Accel {
 	case "":
-		cfg.Accel = AccelAuto
-	case AccelAuto, AccelKVM, AccelTCG:
+		cfg.Accel = qemu.AccelAuto
+	case qemu.AccelAuto, qemu.AccelKVM, qemu.AccelTCG:
 	default:
 		return nil, fmt.Errorf("machine.Start %s: Config.Accel %q: want auto, kvm or tcg", cfg.Template.Name, cfg.Accel)
 	}
@@ -259,10 +253,10 @@ func (m *Machine) start(ctx context.Context) error {
 	boot := []phase{
 		{name: PhaseKernel, deadline: m.bootStart.Add(get(IntervalKernel)),
 			hint: kernelHint(m.cfg.Image),
-			run:  consolePhase(m.mon, console.KernelStarted.Name)},
+			run:  consolePhase(m.mon, console.KernelStarted().Name)},
 		{name: PhaseUserspace, deadline: m.bootStart.Add(get(IntervalUserspace)),
 			hint: "the kernel started but init did not: check root= in the kernel command line (" + m.cfg.Image.Append + "), the initrd's drivers for the root disk, and the console lines above",
-			run:  consolePhase(m.mon, initStarted.Name)},
+			run:  consolePhase(m.mon, initStarted().Name)},
 		{name: PhaseSSH, deadline: m.bootStart.Add(get(IntervalSSH)),
 			hint: "sshd did not accept the pinned host key and client key: check the guest network (cloud-init network-config, DHCP), that cloud-init ran (NoCloud seed found, ssh_keys installed) and sshd's state in journal.txt",
 			run:  m.waitSSH},
@@ -291,6 +285,11 @@ func kernelHint(img Image) string {
 // prepare makes the run dir, keys, seed and overlay (host side only).
 func (m *Machine) prepare(ctx context.Context) (string, error) {
 	t := m.cfg.Template
+	if !m.cfg.SkipProbes {
+		if err := checkProbeIntervals(m.ivals, t.ProbesFor(m.cfg.Arch)); err != nil {
+			return "", err
+		}
+	}
 	if err := m.newRunDir(); err != nil {
 		return "", err
 	}
@@ -499,7 +498,7 @@ func (m *Machine) collect(ctx context.Context) {
 // several goroutines.
 func (m *Machine) Close(ctx context.Context) error {
 	m.closeOnce.Do(func() {
-		defer unregister(m)
+
 		var errs []error
 		m.collect(ctx)
 		if m.ssh != nil {

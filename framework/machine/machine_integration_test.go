@@ -28,7 +28,7 @@ import (
 
 func debianTemplate(t testing.TB) *catalog.Template {
 	t.Helper()
-	cat, err := catalog.LoadEmbedded()
+	cat, err := catalog.Load(context.Background())
 	require.NoError(t, err)
 	tmpl, err := cat.Resolve("debian-13")
 	require.NoError(t, err)
@@ -40,10 +40,13 @@ func TestIntegrationBootDebianTCG(t *testing.T) {
 	tmpl := debianTemplate(t)
 	// A probe that shows the template env reaches probes.
 	tmpl.Probes = append(tmpl.Probes, catalog.Probe{Description: "user and env", Script: "#!/bin/sh\nset -eu\ntest \"$(id -un)\" = \"$GUESTCATALOG_USER\"\n", Timeout: "30s"})
+	// A probe that passes on its third run: eventually retries it in the guest.
+	tmpl.Probes = append(tmpl.Probes, catalog.Probe{Description: "ready on the third run", Eventually: "2m",
+		Script: "c=$(cat /tmp/gc-probe-runs 2>/dev/null || echo 0)\nc=$((c+1))\necho \"$c\" >/tmp/gc-probe-runs\n[ \"$c\" -ge 3 ]\n"})
 	artifacts := artifactsDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	m, err := Start(ctx, Config{Template: tmpl, Image: img, Accel: AccelTCG, ArtifactsDir: artifacts, Logger: newTestLogger(t)})
+	m, err := Start(ctx, Config{Template: tmpl, Image: img, Accel: qemu.AccelTCG, ArtifactsDir: artifacts, Logger: newTestLogger(t)})
 	require.NoError(t, err)
 	defer m.Close(context.Background())
 	logPhases(t, m.Phases())
@@ -51,10 +54,13 @@ func TestIntegrationBootDebianTCG(t *testing.T) {
 	out, err := exec.Output(ctx, m.Runner(), "uname", "-r")
 	require.NoError(t, err)
 	assert.NotEmpty(t, out)
+	out, err = exec.Output(ctx, m.Runner(), "cat", "/tmp/gc-probe-runs")
+	require.NoError(t, err)
+	assert.Equal(t, "3", out, "the eventually probe ran until it passed, and no more")
 	out, err = exec.Output(ctx, m.Runner(), "cat", ProvisionedMarker)
 	require.NoError(t, err)
 	assert.Equal(t, "ok", out)
-	assert.Equal(t, AccelTCG, m.Accelerator().Used)
+	assert.Equal(t, qemu.AccelTCG, m.Accelerator().Used)
 	assert.NotEmpty(t, m.QEMUVersion())
 	assert.Contains(t, m.SSHCommand(), "StrictHostKeyChecking=yes")
 
@@ -109,14 +115,14 @@ func TestIntegrationAccelAutoEndsOnTCG(t *testing.T) {
 	artifacts := artifactsDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	m, err := Start(ctx, Config{Template: debianTemplate(t), Image: img, Accel: AccelAuto, ArtifactsDir: artifacts, Logger: newTestLogger(t), SkipProbes: true})
+	m, err := Start(ctx, Config{Template: debianTemplate(t), Image: img, Accel: qemu.AccelAuto, ArtifactsDir: artifacts, Logger: newTestLogger(t), SkipProbes: true})
 	require.NoError(t, err)
 	defer m.Close(context.Background())
 	logPhases(t, m.Phases())
 	acc := m.Accelerator()
 	t.Logf("accelerator: %+v", acc)
 	// On these machines nested KVM hangs guests: the watchdog falls back.
-	assert.Equal(t, AccelTCG, acc.Used)
+	assert.Equal(t, qemu.AccelTCG, acc.Used)
 	assert.NotEmpty(t, acc.Reason)
 	b, err := os.ReadFile(filepath.Join(artifacts, ArtifactAccel))
 	require.NoError(t, err)
@@ -136,7 +142,7 @@ func TestIntegrationKernelPanicNoInitrd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
-	m, err := Start(ctx, Config{Template: debianTemplate(t), Image: img, Accel: AccelTCG, ArtifactsDir: artifacts, Logger: newTestLogger(t)})
+	m, err := Start(ctx, Config{Template: debianTemplate(t), Image: img, Accel: qemu.AccelTCG, ArtifactsDir: artifacts, Logger: newTestLogger(t)})
 	elapsed := time.Since(start)
 	require.Error(t, err)
 	t.Logf("error after %s:\n%v", elapsed, err)
@@ -169,7 +175,7 @@ func TestIntegrationQEMUStartFailure(t *testing.T) {
 	require.NoError(t, os.WriteFile(notKernel, []byte("not a kernel"), 0o644))
 	artifacts := artifactsDir(t)
 	start := time.Now()
-	m, err := Start(context.Background(), Config{Template: debianTemplate(t), Image: Image{Disk: disk, Kernel: notKernel, Append: "console=ttyS0"}, Accel: AccelTCG, ArtifactsDir: artifacts})
+	m, err := Start(context.Background(), Config{Template: debianTemplate(t), Image: Image{Disk: disk, Kernel: notKernel, Append: "console=ttyS0"}, Accel: qemu.AccelTCG, ArtifactsDir: artifacts})
 	require.Error(t, err)
 	t.Logf("%v", err)
 	var pe *PhaseError
@@ -196,7 +202,7 @@ func TestIntegrationKernelPanicFailsEarly(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
-	m, err := Start(ctx, Config{Template: debianTemplate(t), Image: img, Accel: AccelTCG, ArtifactsDir: artifacts, Logger: newTestLogger(t)})
+	m, err := Start(ctx, Config{Template: debianTemplate(t), Image: img, Accel: qemu.AccelTCG, ArtifactsDir: artifacts, Logger: newTestLogger(t)})
 	elapsed := time.Since(start)
 	require.Error(t, err)
 	t.Logf("error after %s:\n%v", elapsed, err)
@@ -275,7 +281,7 @@ func TestIntegrationKilledParentLeavesNoQEMU(t *testing.T) {
 func childStartAndHang(t *testing.T) {
 	img := debianImage(t)
 	ctx := context.Background()
-	m, err := Start(ctx, Config{Template: debianTemplate(t), Image: img, Accel: AccelTCG, ArtifactsDir: t.TempDir(), SkipProbes: true,
+	m, err := Start(ctx, Config{Template: debianTemplate(t), Image: img, Accel: qemu.AccelTCG, ArtifactsDir: t.TempDir(), SkipProbes: true,
 		// Report as soon as QEMU runs: no need to wait for a full boot.
 		onLaunch: func(m *Machine) {
 			f := os.Getenv("GUESTCATALOG_MACHINE_PIDFILE")

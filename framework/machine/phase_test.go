@@ -87,8 +87,8 @@ func TestPhasesRunInOrderWithTimings(t *testing.T) {
 	var updates int
 	fb.eng.onUpdate = func([]PhaseTiming) { updates++ }
 	err := runAll(context.Background(), fb.eng,
-		phase{name: PhaseKernel, timeout: 5 * time.Second, run: consolePhase(fb.mon, console.KernelStarted.Name)},
-		phase{name: PhaseUserspace, timeout: 5 * time.Second, run: consolePhase(fb.mon, initStarted.Name)},
+		phase{name: PhaseKernel, timeout: 5 * time.Second, run: consolePhase(fb.mon, console.KernelStarted().Name)},
+		phase{name: PhaseUserspace, timeout: 5 * time.Second, run: consolePhase(fb.mon, initStarted().Name)},
 		okPhase(PhaseSSH),
 	)
 	require.NoError(t, err)
@@ -123,8 +123,8 @@ func TestPhaseTimeoutStopsTheSequence(t *testing.T) {
 	ran := false
 	start := time.Now()
 	err := runAll(context.Background(), fb.eng,
-		phase{name: PhaseKernel, timeout: 2 * time.Second, run: consolePhase(fb.mon, console.KernelStarted.Name)},
-		phase{name: PhaseUserspace, timeout: 300 * time.Millisecond, hint: "check root=", run: consolePhase(fb.mon, initStarted.Name)},
+		phase{name: PhaseKernel, timeout: 2 * time.Second, run: consolePhase(fb.mon, console.KernelStarted().Name)},
+		phase{name: PhaseUserspace, timeout: 300 * time.Millisecond, hint: "check root=", run: consolePhase(fb.mon, initStarted().Name)},
 		phase{name: PhaseSSH, run: func(context.Context) (string, error) { ran = true; return "", nil }},
 	)
 	require.Error(t, err)
@@ -167,8 +167,8 @@ func TestQEMUExitFailsFast(t *testing.T) {
 	}()
 	start := time.Now()
 	err := runAll(context.Background(), fb.eng,
-		phase{name: PhaseKernel, timeout: time.Minute, run: consolePhase(fb.mon, console.KernelStarted.Name)},
-		phase{name: PhaseUserspace, timeout: time.Minute, run: consolePhase(fb.mon, initStarted.Name)},
+		phase{name: PhaseKernel, timeout: time.Minute, run: consolePhase(fb.mon, console.KernelStarted().Name)},
+		phase{name: PhaseUserspace, timeout: time.Minute, run: consolePhase(fb.mon, initStarted().Name)},
 	)
 	require.Error(t, err)
 	assert.Less(t, time.Since(start), 3*time.Second, "no waiting out the minute")
@@ -201,7 +201,7 @@ func TestConsoleFailureAbortsPhase(t *testing.T) {
 			}()
 			start := time.Now()
 			err := runAll(context.Background(), fb.eng,
-				phase{name: PhaseKernel, timeout: time.Minute, run: consolePhase(fb.mon, console.KernelStarted.Name)},
+				phase{name: PhaseKernel, timeout: time.Minute, run: consolePhase(fb.mon, console.KernelStarted().Name)},
 				phase{name: PhaseSSH, timeout: time.Minute, run: func(ctx context.Context) (string, error) {
 					<-ctx.Done()
 					return "", fmt.Errorf("dialing: %w", context.Cause(ctx))
@@ -232,8 +232,8 @@ func TestPanicThenExitReportsPanic(t *testing.T) {
 		fb.exit(nil, "")
 	}()
 	err := runAll(context.Background(), fb.eng,
-		phase{name: PhaseKernel, timeout: time.Minute, run: consolePhase(fb.mon, console.KernelStarted.Name)},
-		phase{name: PhaseUserspace, timeout: time.Minute, run: consolePhase(fb.mon, initStarted.Name)},
+		phase{name: PhaseKernel, timeout: time.Minute, run: consolePhase(fb.mon, console.KernelStarted().Name)},
+		phase{name: PhaseUserspace, timeout: time.Minute, run: consolePhase(fb.mon, initStarted().Name)},
 	)
 	require.ErrorIs(t, err, ErrConsoleFailure)
 	assert.Contains(t, err.Error(), "Attempted to kill init")
@@ -285,8 +285,8 @@ func TestRootNotFoundFailsUserspace(t *testing.T) {
 		fb.write("Gave up waiting for root file system device.  Common problems:", "ALERT!  /dev/nonexistent does not exist.  Dropping to a shell!")
 	}()
 	err := runAll(context.Background(), fb.eng,
-		phase{name: PhaseKernel, timeout: time.Minute, run: consolePhase(fb.mon, console.KernelStarted.Name)},
-		phase{name: PhaseUserspace, timeout: time.Minute, run: consolePhase(fb.mon, initStarted.Name)},
+		phase{name: PhaseKernel, timeout: time.Minute, run: consolePhase(fb.mon, console.KernelStarted().Name)},
+		phase{name: PhaseUserspace, timeout: time.Minute, run: consolePhase(fb.mon, initStarted().Name)},
 	)
 	var cf *ConsoleFailureError
 	require.ErrorAs(t, err, &cf)

@@ -3,6 +3,7 @@ package machine
 import (
 	"context"
 	"fmt"
+	"github.com/guestcatalog/guestcatalog/framework/qemu"
 	"os"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ func TestIntegrationSnapshotResume(t *testing.T) {
 	tmpl := debianTemplate(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	m, err := Start(ctx, Config{Template: tmpl, Image: img, Accel: AccelTCG, ArtifactsDir: artifactsDir(t), Logger: newTestLogger(t)})
+	m, err := Start(ctx, Config{Template: tmpl, Image: img, Accel: qemu.AccelTCG, ArtifactsDir: artifactsDir(t), Logger: newTestLogger(t)})
 	require.NoError(t, err)
 	_, err = m.Runner().Run(ctx, exec.Cmd{Script: "echo before-snapshot > /var/tmp/mark", Sudo: true})
 	require.NoError(t, err)
@@ -40,7 +41,7 @@ func TestIntegrationSnapshotResume(t *testing.T) {
 
 	started := time.Now()
 	r, err := Start(ctx, Config{Template: tmpl, Image: img, ArtifactsDir: artifactsDir(t), Logger: newTestLogger(t),
-		Resume: &Resume{Disk: files.Disk, Snapshot: "ready", Seed: files.Seed, ClientKey: clientKey, HostKey: hostKey, Accel: AccelTCG}})
+		Resume: &Resume{Disk: files.Disk, Snapshot: "ready", Seed: files.Seed, ClientKey: clientKey, HostKey: hostKey, Accel: qemu.AccelTCG}})
 	require.NoError(t, err)
 	defer r.Close(context.Background())
 	t.Logf("resumed and ready in %s", time.Since(started))

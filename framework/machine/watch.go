@@ -25,7 +25,7 @@ func watchConsole(ctx context.Context, path string, stop <-chan struct{}, mon *m
 	}
 	// Every pattern is tried on every line (a line can show several
 	// progress marks: "[ 3.1] systemd[1]: ..." is both kernel and init).
-	progress := append(console.ProgressPatterns(), initStarted)
+	progress := append(console.ProgressPatterns(), initStarted())
 	failures := console.FailurePatterns()
 	warnings := console.WarningPatterns()
 	lines := console.Follow(ctx, path, opts...)
@@ -55,14 +55,17 @@ func watchConsole(ctx context.Context, path string, stop <-chan struct{}, mon *m
 
 // initStarted marks the system's own init running: systemd (PID 1 from the
 // root filesystem), OpenRC, SysV init, or a kernel started without an
-// initramfs. console.Userspace also matches an initramfs's /init, which
+// initramfs. console.Userspace() also matches an initramfs's /init, which
 // runs before the root filesystem is found: a guest whose root= is wrong
 // gets that far, so it does not count as userspace here.
-var initStarted = console.Pattern{Name: "init", Kind: console.Progress, Re: regexp.MustCompile(
-	`systemd\[1\]: |^Welcome to .*!|OpenRC .* is starting up|^INIT: version|Run /sbin/init as init process|Run /(usr/)?lib/systemd/systemd as init process`)}
+func initStarted() console.Pattern {
+	return console.Pattern{Name: "init", Kind: console.Progress, Re: initStartedRE}
+}
 
-// consolePhase waits for a console progress mark (console.KernelStarted.Name,
-// console.Userspace.Name) and returns the line that showed it.
+var initStartedRE = regexp.MustCompile(`systemd\[1\]: |^Welcome to .*!|OpenRC .* is starting up|^INIT: version|Run /sbin/init as init process|Run /(usr/)?lib/systemd/systemd as init process`)
+
+// consolePhase waits for a console progress mark (console.KernelStarted().Name,
+// console.Userspace().Name) and returns the line that showed it.
 func consolePhase(mon *monitor, mark string) func(ctx context.Context) (string, error) {
 	return func(ctx context.Context) (string, error) {
 		return mon.WaitProgress(ctx, mark)

@@ -80,9 +80,6 @@ func Open(cacheDir string) (*Store, error) {
 	return &Store{dir: dir}, nil
 }
 
-// Dir is the store's directory.
-func (s *Store) Dir() string { return s.dir }
-
 // Lookup returns the entry for key when it is complete and its base image
 // is still there; a broken entry is removed.
 func (s *Store) Lookup(key string) (*Entry, bool) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/guestcatalog/guestcatalog/catalog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,7 @@ const (
 )
 
 // KVMDevice is the KVM device node.
-var KVMDevice = "/dev/kvm"
+const KVMDevice = "/dev/kvm"
 
 // KVMUsable says whether KVM can possibly run a guest of arch here:
 // same arch as the host, /dev/kvm opens read-write, KVM_GET_API_VERSION
@@ -31,10 +32,10 @@ var KVMDevice = "/dev/kvm"
 // hang): Launch judges that by the console.
 func KVMUsable(arch string) error {
 	if arch == "" {
-		arch = HostArch()
+		arch = catalog.HostArch()
 	}
-	if arch != HostArch() {
-		return fmt.Errorf("guest arch %s differs from the host's %s", arch, HostArch())
+	if arch != catalog.HostArch() {
+		return fmt.Errorf("guest arch %s differs from the host's %s", arch, catalog.HostArch())
 	}
 	fd, err := unix.Open(KVMDevice, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -71,12 +72,9 @@ type AccelDecision struct {
 	KVMAttempt time.Duration `json:"kvmAttempt,omitempty"`
 }
 
-// ResolveAccel returns accel, else $GUESTCATALOG_ACCEL, else auto, and
-// checks it is one of auto, kvm, tcg.
+// ResolveAccel returns accel, else auto, and checks it is one of auto,
+// kvm, tcg.
 func ResolveAccel(accel string) (string, error) {
-	if accel == "" {
-		accel = os.Getenv(EnvAccel)
-	}
 	if accel == "" {
 		accel = AccelAuto
 	}
@@ -88,10 +86,10 @@ func ResolveAccel(accel string) (string, error) {
 }
 
 // Launch starts spec under an accelerator chosen by behaviour. accel is
-// auto, kvm or tcg ("" : $GUESTCATALOG_ACCEL, else auto); spec.Accel is
+// auto, kvm or tcg ("" : auto); spec.Accel is
 // ignored. kvm and tcg are used as they are. auto tries KVM where it can
 // work (KVMUsable) and keeps it only if the guest's console shows kernel
-// progress (console.KernelStarted) within interval accel/kvm-stall; if
+// progress (console.KernelStarted()) within interval accel/kvm-stall; if
 // QEMU exits or the console stalls, that QEMU is killed, its logs are
 // kept as serial-kvm.log and qemu-kvm.log, and the same spec is started
 // under TCG. A spec that resumes a snapshot (LoadVM) is not judged by its
@@ -168,7 +166,7 @@ func Launch(ctx context.Context, spec Spec, accel string, opts ...Option) (*Inst
 		wctx, cancel := context.WithTimeout(ctx, stall)
 		m, werr := console.Wait(wctx, console.WaitInput{
 			Path: inst.SerialLog(),
-			Want: []console.Pattern{console.KernelStarted},
+			Want: []console.Pattern{console.KernelStarted()},
 			Fail: []console.Pattern{},
 			Options: []console.FollowOption{
 				console.WithStop(inst.Exited()),

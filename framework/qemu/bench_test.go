@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"github.com/guestcatalog/guestcatalog/catalog"
 	"regexp"
 	"testing"
 	"time"
@@ -16,13 +17,13 @@ import (
 // workload's end. It is how -cpu max was chosen over qemu64 and a named
 // model; compare figures from one run only (the host is shared).
 func BenchmarkTCGBoot(b *testing.B) {
-	qemutest.RequireTools(b, Binary(HostArch()))
+	qemutest.RequireTools(b, Binary(catalog.HostArch()))
 	k := qemutest.Kernel(b)
 	initrd := qemutest.Initramfs(b, qemutest.PreludeMounts+
 		"echo USERSPACE\ni=0; while [ $i -lt 20000 ]; do i=$((i+1)); done\n"+
 		"dd if=/dev/zero bs=1M count=32 2>/dev/null | sha256sum >/dev/null\necho WORKLOAD-DONE\npoweroff -f\n", nil)
 	models := []string{"max", "qemu64"}
-	if HostArch() == ArchAarch64 {
+	if catalog.HostArch() == ArchAarch64 {
 		models = []string{"max,pauth-impdef=on", "max", "cortex-a72"}
 	}
 	done := console.Pattern{Name: "done", Kind: console.Progress, Re: regexp.MustCompile(`^WORKLOAD-DONE`)}
@@ -40,15 +41,15 @@ func BenchmarkTCGBoot(b *testing.B) {
 				}
 				seen := map[string]bool{}
 				for m := range console.WatchWith(b.Context(), inst.SerialLog(), []console.FollowOption{console.WithStop(inst.Exited())},
-					console.KernelStarted, console.Userspace, done) {
+					console.KernelStarted(), console.Userspace(), done) {
 					if seen[m.Pattern.Name] {
 						continue
 					}
 					seen[m.Pattern.Name] = true
 					switch m.Pattern.Name {
-					case console.KernelStarted.Name:
+					case console.KernelStarted().Name:
 						kernel += time.Since(t0)
-					case console.Userspace.Name:
+					case console.Userspace().Name:
 						user += time.Since(t0)
 					case done.Name:
 						work += time.Since(t0)

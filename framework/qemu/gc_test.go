@@ -119,13 +119,9 @@ func TestNewRunDirRecordsOwner(t *testing.T) {
 }
 
 func TestDefaultRunRootIsShort(t *testing.T) {
-	t.Setenv(EnvRunRoot, "")
-	t.Setenv("XDG_RUNTIME_DIR", "/run/user/1000")
-	assert.Equal(t, "/run/user/1000/guestcatalog", DefaultRunRoot())
-	t.Setenv("XDG_RUNTIME_DIR", "")
+	assert.Equal(t, "/run/user/1000/guestcatalog", RunRootIn("/run/user/1000"))
 	assert.Equal(t, filepath.Join(os.TempDir(), "guestcatalog-"+itoa(os.Getuid())), DefaultRunRoot())
-	t.Setenv(EnvRunRoot, "/x")
-	assert.Equal(t, "/x", DefaultRunRoot())
+	assert.Equal(t, DefaultRunRoot(), RunRootIn(""))
 	// A socket in a run dir under the default root stays well below the limit.
 	assert.Less(t, len(filepath.Join(os.TempDir(), "guestcatalog-4294967295", "r1234567890", QMPSocketName)), UnixPathMax)
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // QemuImg is the qemu-img binary used by this package.
-var QemuImg = "qemu-img"
+const QemuImg = "qemu-img"
 
 // ImageInfo is what `qemu-img info` says about an image.
 type ImageInfo struct {

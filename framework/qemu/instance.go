@@ -41,6 +41,12 @@ type startConfig struct {
 	eventsFile string
 	intervals  *intervals.Set
 	kvmStall   time.Duration
+	freePort   func() (int, error) // FreePort; tests lose the race on purpose
+}
+
+// withFreePort replaces FreePort (tests).
+func withFreePort(f func() (int, error)) Option {
+	return func(c *startConfig) { c.freePort = f }
 }
 
 // WithLogger logs lifecycle steps (silent by default).
@@ -76,7 +82,7 @@ func WithIntervals(s *intervals.Set) Option { return func(c *startConfig) { c.in
 func WithKVMStall(d time.Duration) Option { return func(c *startConfig) { c.kvmStall = d } }
 
 func newConfig(opts []Option) (*startConfig, error) {
-	c := &startConfig{log: slog.New(slog.DiscardHandler)}
+	c := &startConfig{log: slog.New(slog.DiscardHandler), freePort: FreePort}
 	for _, o := range opts {
 		o(c)
 	}
@@ -251,7 +257,7 @@ func startIn(ctx context.Context, spec Spec, cfg *startConfig, rd *RunDir) (*Ins
 	}
 	var lastErr error
 	for attempt := 0; attempt < 2; attempt++ {
-		if err := assignPorts(spec.Forwards, auto); err != nil {
+		if err := assignPorts(spec.Forwards, auto, cfg.freePort); err != nil {
 			return nil, fmt.Errorf("starting qemu: %w", err)
 		}
 		argv, err := Cmdline(spec)
@@ -274,10 +280,7 @@ func startIn(ctx context.Context, spec Spec, cfg *startConfig, rd *RunDir) (*Ins
 	return nil, lastErr
 }
 
-// freePort is FreePort; tests replace it to lose the race on purpose.
-var freePort = FreePort
-
-func assignPorts(fw []Forward, idx []int) error {
+func assignPorts(fw []Forward, idx []int, freePort func() (int, error)) error {
 	for _, i := range idx {
 		p, err := freePort()
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/guestcatalog/guestcatalog/catalog"
 	"net"
 	"os"
 	"os/exec"
@@ -44,7 +45,7 @@ func testRoot(t *testing.T) string {
 
 func requireQEMU(t *testing.T) {
 	t.Helper()
-	qemutest.RequireTools(t, Binary(HostArch()), QemuImg)
+	qemutest.RequireTools(t, Binary(catalog.HostArch()), QemuImg)
 }
 
 func kernelSpec(t *testing.T, init string) Spec {
@@ -231,17 +232,16 @@ func TestIntegrationRetriesWhenAFreePortIsTaken(t *testing.T) {
 	defer l.Close()
 	taken := l.Addr().(*net.TCPAddr).Port
 	calls := 0
-	freePort = func() (int, error) {
+	freePort := func() (int, error) {
 		calls++
 		if calls == 1 {
 			return taken, nil // another process got there first
 		}
 		return FreePort()
 	}
-	defer func() { freePort = FreePort }()
 	spec := kernelSpec(t, idleInit)
 	spec.Forwards = []Forward{{GuestPort: 22}}
-	inst, err := Start(t.Context(), spec, WithRunRoot(testRoot(t)))
+	inst, err := Start(t.Context(), spec, WithRunRoot(testRoot(t)), withFreePort(freePort))
 	require.NoError(t, err)
 	defer inst.Shutdown(context.Background(), 0)
 	assert.Equal(t, 2, calls)
@@ -355,7 +355,7 @@ func TestIntegrationCreateOverlay(t *testing.T) {
 
 func TestIntegrationUEFIVarsQCOW2AllowsSaveVM(t *testing.T) {
 	requireQEMU(t)
-	if _, err := os.Stat(OVMFVars); err != nil || HostArch() != ArchX8664 {
+	if _, err := os.Stat(OVMFVars); err != nil || catalog.HostArch() != ArchX8664 {
 		t.Skip("OVMF not installed (apt-get install ovmf)")
 	}
 	dir := t.TempDir()
@@ -446,7 +446,7 @@ func TestIntegrationGcKillsLeftoverQEMU(t *testing.T) {
 	root := testRoot(t)
 	stale := writeOwner(t, root, "stale", Owner{CreatedBy: CreatedBy, BootID: bootID(), PID: deadPID(t), PIDStart: 1})
 	// A QEMU left running without supervision, naming the stale run dir.
-	q := exec.Command(Binary(HostArch()), "-machine", "none", "-nodefaults", "-display", "none",
+	q := exec.Command(Binary(catalog.HostArch()), "-machine", "none", "-nodefaults", "-display", "none",
 		"-pidfile", filepath.Join(stale, "qemu.pid"))
 	require.NoError(t, q.Start())
 	defer q.Process.Kill()
@@ -455,7 +455,7 @@ func TestIntegrationGcKillsLeftoverQEMU(t *testing.T) {
 	eventually(t, 10*time.Second, func() bool { return fileExists(filepath.Join(stale, "qemu.pid")) }, "qemu did not start")
 	// An unrelated QEMU (another run root) must survive.
 	other := t.TempDir()
-	q2 := exec.Command(Binary(HostArch()), "-machine", "none", "-nodefaults", "-display", "none",
+	q2 := exec.Command(Binary(catalog.HostArch()), "-machine", "none", "-nodefaults", "-display", "none",
 		"-pidfile", filepath.Join(other, "qemu.pid"))
 	require.NoError(t, q2.Start())
 	defer func() { q2.Process.Kill(); q2.Wait() }()
@@ -539,7 +539,7 @@ func TestIntegrationProbe(t *testing.T) {
 	assert.True(t, r.OK, r.Detail)
 	assert.Positive(t, r.KernelAt)
 
-	if HostArch() == ArchX8664 {
+	if catalog.HostArch() == ArchX8664 {
 		r, err = Probe(t.Context(), ProbeInput{Accel: AccelTCG, Options: []Option{WithRunRoot(root)}})
 		require.NoError(t, err)
 		t.Logf("tcg firmware probe: %+v", r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/guestcatalog/guestcatalog/catalog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -55,15 +56,18 @@ type ProbeResult struct {
 	Detail string `json:"detail"`
 }
 
-var firmwareDone = console.Pattern{Name: "boot-selection", Kind: console.Progress,
-	Re: regexp.MustCompile(`No bootable device|Booting from `)}
+func firmwareDone() console.Pattern {
+	return console.Pattern{Name: "boot-selection", Kind: console.Progress, Re: firmwareDoneRE}
+}
+
+var firmwareDoneRE = regexp.MustCompile(`No bootable device|Booting from `)
 
 // Probe runs one short probe boot. The error is for what prevents a
 // probe (no QEMU, a bad input, a cancelled ctx); a guest that does not
 // make progress is a result with OK false.
 func Probe(ctx context.Context, in ProbeInput) (ProbeResult, error) {
 	if in.Arch == "" {
-		in.Arch = HostArch()
+		in.Arch = catalog.HostArch()
 	}
 	res := ProbeResult{Accel: in.Accel, Method: ProbeKernel}
 	if in.Kernel == "" {
@@ -95,16 +99,16 @@ func Probe(ctx context.Context, in ProbeInput) (ProbeResult, error) {
 		CPUs: 1, MemoryBytes: 256 << 20, NoNetwork: true, NoReboot: true,
 	}
 	watch := rd.File(SerialLogName)
-	want := console.KernelPanic
+	want := console.KernelPanic()
 	if in.Kernel != "" {
 		spec.Kernel, spec.Append = in.Kernel, SerialConsole(in.Arch)+" panic=-1"
 	} else {
 		spec.Diskless = true
 		spec.Debugcon = rd.File("debugcon.log")
-		watch, want = spec.Debugcon, firmwareDone
+		watch, want = spec.Debugcon, firmwareDone()
 	}
 	t0 := time.Now()
-	inst, err := start(ctx, spec, &startConfig{log: cfg.log, runDir: rd, intervals: cfg.intervals})
+	inst, err := start(ctx, spec, &startConfig{log: cfg.log, runDir: rd, intervals: cfg.intervals, freePort: FreePort})
 	if err != nil {
 		res.Elapsed = time.Since(t0)
 		if ctx.Err() != nil {
@@ -127,9 +131,9 @@ func Probe(ctx context.Context, in ProbeInput) (ProbeResult, error) {
 	defer cancel()
 	matches := console.WatchWith(wctx, watch, []console.FollowOption{
 		console.WithStop(inst.Exited()), console.WithPoll(20 * time.Millisecond),
-	}, console.KernelStarted, want)
+	}, console.KernelStarted(), want)
 	for m := range matches {
-		if m.Pattern.Name == console.KernelStarted.Name {
+		if m.Pattern.Name == console.KernelStarted().Name {
 			if res.KernelAt == 0 {
 				res.KernelAt = time.Since(t0)
 			}
@@ -217,15 +221,12 @@ func ProbeAccel(ctx context.Context, in ProbeInput) (AccelReport, error) {
 // EnvProbeKernel names a kernel for probe boots (also used by tests).
 const EnvProbeKernel = "GUESTCATALOG_TEST_KERNEL"
 
-// FindProbeKernel returns a Linux kernel for a probe boot, or "": the one
-// named by $GUESTCATALOG_TEST_KERNEL, a test kernel cached under
+// FindProbeKernel returns a Linux kernel for a probe boot, or "": a test
+// kernel cached under
 // <cacheDir>/testdata/kernel, the kernel of a locally built image under
 // <cacheDir>/images, or the host's /boot/vmlinuz-<release>.
 func FindProbeKernel(cacheDir string) string {
 	var cands []string
-	if k := os.Getenv(EnvProbeKernel); k != "" {
-		cands = append(cands, k)
-	}
 	if cacheDir != "" {
 		for _, g := range []string{"testdata/kernel/*/vmlinuz", "images/*/vmlinuz"} {
 			m, _ := filepath.Glob(filepath.Join(cacheDir, g))

@@ -28,17 +28,21 @@ const (
 	PIDFileName   = "qemu.pid"
 )
 
-// DefaultRunRoot is where run dirs go: $GUESTCATALOG_RUNTIME_DIR, else
-// $XDG_RUNTIME_DIR/guestcatalog, else <os.TempDir()>/guestcatalog-<uid>.
+// DefaultRunRoot is where run dirs go when the caller names no root:
+// <os.TempDir()>/guestcatalog-<uid>. framework/config prefers
+// $GUESTCATALOG_RUNTIME_DIR, then $XDG_RUNTIME_DIR/guestcatalog (RunRootIn).
 // All are short, for QEMU's 108-byte limit on the QMP socket path.
 func DefaultRunRoot() string {
-	if v := os.Getenv(EnvRunRoot); v != "" {
-		return v
-	}
-	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" {
-		return filepath.Join(x, "guestcatalog")
-	}
 	return filepath.Join(os.TempDir(), fmt.Sprintf("guestcatalog-%d", os.Getuid()))
+}
+
+// RunRootIn is the run root under an XDG runtime directory ("" : the
+// default).
+func RunRootIn(xdgRuntimeDir string) string {
+	if xdgRuntimeDir == "" {
+		return DefaultRunRoot()
+	}
+	return filepath.Join(xdgRuntimeDir, "guestcatalog")
 }
 
 // Owner is the ownership record of a run dir: who created it (a process

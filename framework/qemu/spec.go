@@ -3,7 +3,8 @@ package qemu
 import (
 	"errors"
 	"fmt"
-	"runtime"
+	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/framework/intervals"
 	"slices"
 )
 
@@ -15,13 +16,14 @@ const (
 
 // Accelerators. AccelAuto is resolved by Launch; Cmdline and Start take
 // only kvm or tcg.
+// kvm and tcg are the names framework/intervals scales by (one definition).
 const (
 	AccelAuto = "auto"
-	AccelKVM  = "kvm"
-	AccelTCG  = "tcg"
+	AccelKVM  = intervals.AccelKVM
+	AccelTCG  = intervals.AccelTCG
 )
 
-// EnvAccel overrides the default accelerator of Launch ("" → this → auto).
+// EnvAccel is read by framework/config (GUESTCATALOG_ACCEL).
 const EnvAccel = "GUESTCATALOG_ACCEL"
 
 // Firmware of a disk boot.
@@ -32,17 +34,6 @@ const (
 
 // UnixPathMax is the size of sun_path: a socket path must be shorter.
 const UnixPathMax = 108
-
-// HostArch is the host's architecture in QEMU's naming.
-func HostArch() string {
-	switch runtime.GOARCH {
-	case "amd64":
-		return ArchX8664
-	case "arm64":
-		return ArchAarch64
-	}
-	return runtime.GOARCH
-}
 
 // Drive is a disk image attached as a virtio-blk device.
 type Drive struct {
@@ -151,7 +142,7 @@ type Spec struct {
 // withDefaults returns a copy with defaults applied (no I/O).
 func (s Spec) withDefaults() Spec {
 	if s.Arch == "" {
-		s.Arch = HostArch()
+		s.Arch = catalog.HostArch()
 	}
 	if s.CPUs == 0 {
 		s.CPUs = 2

@@ -19,18 +19,22 @@ import (
 // DefaultBusybox is where Debian's busybox-static installs its binary.
 const DefaultBusybox = "/bin/busybox"
 
-// Applets linked into the image's /bin; enough for the specs (a shell, an
+// Applets() linked into the image's /bin; enough for the specs (a shell, an
 // HTTP server, a client, and the usual file tools).
-var Applets = []string{
-	"sh", "ash", "cat", "echo", "env", "ls", "mkdir", "rm", "sleep", "hostname",
-	"id", "wget", "nc", "httpd", "ps", "grep", "true", "false", "test", "touch",
-	"uname", "head", "tail", "sed", "date", "ping", "ip", "ifconfig", "nslookup",
-	"whoami", "mount", "df", "wc", "tee", "printf", "kill", "chmod", "cp", "mv",
+func Applets() []string {
+	return []string{
+		"sh", "ash", "cat", "echo", "env", "ls", "mkdir", "rm", "sleep", "hostname",
+		"id", "wget", "nc", "httpd", "ps", "grep", "true", "false", "test", "touch",
+		"uname", "head", "tail", "sed", "date", "ping", "ip", "ifconfig", "nslookup",
+		"whoami", "mount", "df", "wc", "tee", "printf", "kill", "chmod", "cp", "mv",
+	}
 }
 
-// epoch is the fixed timestamp of every entry, so that the same busybox
+// epoch() is the fixed timestamp of every entry, so that the same busybox
 // gives byte-identical archives (and digests).
-var epoch = time.Unix(1700000000, 0).UTC()
+func epoch() time.Time {
+	return time.Unix(1700000000, 0).UTC()
+}
 
 // RootfsTar writes a busybox root filesystem as an uncompressed tar:
 // /bin/busybox, /bin/<applet> symlinks, /etc/passwd, /etc/group, /tmp,
@@ -48,10 +52,10 @@ func RootfsTar(w io.Writer, busyboxPath string) error {
 	}
 	tw := tar.NewWriter(w)
 	dir := func(name string, mode int64) error {
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: mode, ModTime: epoch, Format: tar.FormatPAX})
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: mode, ModTime: epoch(), Format: tar.FormatPAX})
 	}
 	file := func(name string, mode int64, data []byte) error {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(data)), ModTime: epoch, Format: tar.FormatPAX}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(data)), ModTime: epoch(), Format: tar.FormatPAX}); err != nil {
 			return err
 		}
 		_, err := tw.Write(data)
@@ -68,8 +72,8 @@ func RootfsTar(w io.Writer, busyboxPath string) error {
 	if err := file("bin/busybox", 0o755, bin); err != nil {
 		return err
 	}
-	for _, a := range Applets {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + a, Linkname: "busybox", Mode: 0o777, ModTime: epoch, Format: tar.FormatPAX}); err != nil {
+	for _, a := range Applets() {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + a, Linkname: "busybox", Mode: 0o777, ModTime: epoch(), Format: tar.FormatPAX}); err != nil {
 			return err
 		}
 	}
@@ -115,12 +119,12 @@ func OCIArchive(w io.Writer, ref string, rootfs []byte, cmd []string) error {
 	}
 	arch := runtime.GOARCH
 	config := map[string]any{
-		"created":      epoch.Format(time.RFC3339),
+		"created":      epoch().Format(time.RFC3339),
 		"architecture": arch,
 		"os":           "linux",
 		"config":       map[string]any{"Cmd": cmd, "Env": []string{"PATH=/bin"}, "WorkingDir": "/"},
 		"rootfs":       map[string]any{"type": "layers", "diff_ids": []string{digest(rootfs)}},
-		"history":      []map[string]any{{"created": epoch.Format(time.RFC3339), "created_by": "guestcatalog testimage (busybox-static)"}},
+		"history":      []map[string]any{{"created": epoch().Format(time.RFC3339), "created_by": "guestcatalog testimage (busybox-static)"}},
 	}
 	configJSON, err := json.Marshal(config)
 	if err != nil {
@@ -160,14 +164,14 @@ func OCIArchive(w io.Writer, ref string, rootfs []byte, cmd []string) error {
 	}
 	tw := tar.NewWriter(w)
 	put := func(name string, data []byte) error {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: epoch}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: epoch()}); err != nil {
 			return err
 		}
 		_, err := tw.Write(data)
 		return err
 	}
 	for _, d := range []string{"blobs/", "blobs/sha256/"} {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: epoch}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: epoch()}); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package apptainer_test
 
 import (
+	"os"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -18,4 +19,4 @@ func TestApptainer(t *testing.T) {
 	RunSpecs(t, "apptainer")
 }
 
-var _ = specs.ForEngine("apptainer")
+var _ = specs.ForEngine(specs.RunFromEnv(os.Environ()), "apptainer")

@@ -1,6 +1,7 @@
 package base_test
 
 import (
+	"os"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -18,4 +19,4 @@ func TestBase(t *testing.T) {
 	RunSpecs(t, "base")
 }
 
-var _ = specs.ForEngine("")
+var _ = specs.ForEngine(specs.RunFromEnv(os.Environ()), "")

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,7 +42,7 @@ func verify(b *testing.B, bin string, extra []string, templates ...string) ([]*r
 		b.Fatalf("catalog %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	var reps []*report.Template
-	c, err := catalog.LoadEmbedded()
+	c, err := catalog.Load(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package containerd_test
 
 import (
+	"os"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -18,4 +19,4 @@ func TestContainerd(t *testing.T) {
 	RunSpecs(t, "containerd")
 }
 
-var _ = specs.ForEngine("containerd")
+var _ = specs.ForEngine(specs.RunFromEnv(os.Environ()), "containerd")

@@ -1,6 +1,7 @@
 package docker_test
 
 import (
+	"os"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -18,4 +19,4 @@ func TestDocker(t *testing.T) {
 	RunSpecs(t, "docker")
 }
 
-var _ = specs.ForEngine("docker")
+var _ = specs.ForEngine(specs.RunFromEnv(os.Environ()), "docker")

@@ -1,6 +1,7 @@
 package k0s_test
 
 import (
+	"os"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -18,4 +19,4 @@ func TestK0s(t *testing.T) {
 	RunSpecs(t, "k0s")
 }
 
-var _ = specs.ForEngine("k0s")
+var _ = specs.ForEngine(specs.RunFromEnv(os.Environ()), "k0s")

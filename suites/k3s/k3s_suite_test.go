@@ -1,6 +1,7 @@
 package k3s_test
 
 import (
+	"os"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -18,4 +19,4 @@ func TestK3s(t *testing.T) {
 	RunSpecs(t, "k3s")
 }
 
-var _ = specs.ForEngine("k3s")
+var _ = specs.ForEngine(specs.RunFromEnv(os.Environ()), "k3s")

@@ -1,6 +1,7 @@
 package k8s_test
 
 import (
+	"os"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -18,4 +19,4 @@ func TestK8s(t *testing.T) {
 	RunSpecs(t, "k8s")
 }
 
-var _ = specs.ForEngine("k8s")
+var _ = specs.ForEngine(specs.RunFromEnv(os.Environ()), "k8s")

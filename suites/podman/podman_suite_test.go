@@ -1,6 +1,7 @@
 package podman_test
 
 import (
+	"os"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -18,4 +19,4 @@ func TestPodman(t *testing.T) {
 	RunSpecs(t, "podman")
 }
 
-var _ = specs.ForEngine("podman")
+var _ = specs.ForEngine(specs.RunFromEnv(os.Environ()), "podman")

@@ -1,6 +1,7 @@
 package rke2_test
 
 import (
+	"os"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -18,4 +19,4 @@ func TestRke2(t *testing.T) {
 	RunSpecs(t, "rke2")
 }
 
-var _ = specs.ForEngine("rke2")
+var _ = specs.ForEngine(specs.RunFromEnv(os.Environ()), "rke2")

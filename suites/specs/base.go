@@ -1,7 +1,6 @@
 package specs
 
 import (
-	"context"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -15,11 +14,11 @@ import (
 
 // BaseSpec runs on every template: access, cloud-init, identity, disk,
 // services and clock as the template declares them.
-func BaseSpec(guest func() *framework.Guest) {
+func BaseSpec(run *framework.Run, guest func() *framework.Guest) {
 	It("base: SSH works as the template's user", func(ctx SpecContext) {
 		g := guest()
 		Expect(g.Run(ctx, "id -un")).To(Equal(g.User()))
-	}, NodeTimeout(framework.Interval("default/probe")))
+	}, NodeTimeout(run.Interval("default/probe")))
 
 	It("base: cloud-init finished without errors", func(ctx SpecContext) {
 		g := guest()
@@ -37,12 +36,12 @@ func BaseSpec(guest func() *framework.Guest) {
 		Expect(result.V1.Datasource).To(ContainSubstring("NoCloud"))
 		Expect(g.RunRoot(ctx, "cat /var/lib/guestcatalog/provisioned")).To(Equal("ok"),
 			"provisioning did not finish; see provision.log in %s", g.Artifacts())
-	}, NodeTimeout(framework.Interval("default/probe")))
+	}, NodeTimeout(run.Interval("default/probe")))
 
 	It("base: hostname is the one declared", func(ctx SpecContext) {
 		g := guest()
 		Expect(g.Run(ctx, "hostname")).To(Equal(g.Hostname))
-	}, NodeTimeout(framework.Interval("default/probe")))
+	}, NodeTimeout(run.Interval("default/probe")))
 
 	It("base: sudo is as declared", func(ctx SpecContext) {
 		g := guest()
@@ -53,7 +52,7 @@ func BaseSpec(guest func() *framework.Guest) {
 		} else {
 			Expect(err).To(HaveOccurred(), "the user should not have sudo")
 		}
-	}, NodeTimeout(framework.Interval("default/probe")))
+	}, NodeTimeout(run.Interval("default/probe")))
 
 	It("base: root filesystem is grown to the template's disk size", func(ctx SpecContext) {
 		g := guest()
@@ -64,7 +63,7 @@ func BaseSpec(guest func() *framework.Guest) {
 		// ext4/xfs metadata and reserved blocks take a few percent.
 		Expect(size).To(BeNumerically(">=", want*85/100),
 			"root filesystem is %d MiB, template asks for %d MiB: growpart/resizefs did not run", size>>20, want>>20)
-	}, NodeTimeout(framework.Interval("default/probe")))
+	}, NodeTimeout(run.Interval("default/probe")))
 
 	It("base: no failed systemd units", func(ctx SpecContext) {
 		g := guest()
@@ -73,7 +72,7 @@ func BaseSpec(guest func() *framework.Guest) {
 		}
 		failed := g.RunRoot(ctx, "systemctl list-units --state=failed --no-legend --plain | awk '{print $1}'")
 		Expect(failed).To(BeEmpty(), "failed units; `journalctl -u <unit>` in the guest, or journal.txt in %s", g.Artifacts())
-	}, NodeTimeout(framework.Interval("default/probe")))
+	}, NodeTimeout(run.Interval("default/probe")))
 
 	It("base: guest clock is sane", func(ctx SpecContext) {
 		g := guest()
@@ -82,7 +81,7 @@ func BaseSpec(guest func() *framework.Guest) {
 		Expect(err).NotTo(HaveOccurred())
 		skew := time.Since(time.Unix(secs, 0))
 		Expect(skew.Abs()).To(BeNumerically("<", 2*time.Minute), "guest clock is off by %s", skew)
-	}, NodeTimeout(framework.Interval("default/probe")))
+	}, NodeTimeout(run.Interval("default/probe")))
 }
 
 // recordEngineVersion attaches the engine version the guest reports to
@@ -92,5 +91,3 @@ func recordEngineVersion(g *framework.Guest) {
 		AddReportEntry("engine-version", g.EngineVersion)
 	}
 }
-
-var _ = context.Background

@@ -11,7 +11,7 @@ import (
 const ctr = "ctr -n guestcatalog "
 
 // ContainerdSpec checks that containerd imports and runs containers.
-func ContainerdSpec(guest func() *framework.Guest) {
+func ContainerdSpec(run *framework.Run, guest func() *framework.Guest) {
 	var img framework.TestImages
 
 	It("containerd: imports a local image", func(ctx SpecContext) {
@@ -19,13 +19,13 @@ func ContainerdSpec(guest func() *framework.Guest) {
 		img = g.UploadTestImages(ctx)
 		g.RunRoot(ctx, ctr+"images import --no-unpack=false "+img.OCI)
 		Expect(g.RunRoot(ctx, ctr+"images ls -q")).To(ContainSubstring(framework.TestImageRef))
-	}, NodeTimeout(framework.Interval("engine")))
+	}, NodeTimeout(run.Interval("engine")))
 
 	It("containerd: runs a container; stdout and exit code come back", func(ctx SpecContext) {
 		g := guest()
 		out := g.RunExit(ctx, true, ctr+"run --rm "+framework.TestImageRef+" gc-exit sh -c 'echo hello from ctr; exit 3'", 3)
 		Expect(out).To(Equal("hello from ctr\n"))
-	}, NodeTimeout(framework.Interval("engine")))
+	}, NodeTimeout(run.Interval("engine")))
 
 	It("containerd: passes env and a bind mount", func(ctx SpecContext) {
 		g := guest()
@@ -34,7 +34,7 @@ func ContainerdSpec(guest func() *framework.Guest) {
 			framework.TestImageRef+" gc-env sh -c 'echo $GREETING; cat /data/in; echo from-container > /data/out'")
 		Expect(out).To(Equal("hej\nfrom-host"))
 		Expect(g.RunRoot(ctx, "cat /tmp/gc-bind/out")).To(Equal("from-container"))
-	}, NodeTimeout(framework.Interval("engine")))
+	}, NodeTimeout(run.Interval("engine")))
 
 	It("containerd: a container reaches another over the network", func(ctx SpecContext) {
 		g := guest()
@@ -46,9 +46,9 @@ func ContainerdSpec(guest func() *framework.Guest) {
 		Eventually(ctx, func() (string, error) {
 			res, err := g.ExecRoot(ctx, ctr+"run --rm --net-host "+framework.TestImageRef+" gc-client wget -qO- http://127.0.0.1:18080/")
 			return string(res.Stdout), err
-		}).WithTimeout(framework.Interval("engine")).WithPolling(framework.Interval("default/poll")).
+		}).WithTimeout(g.Interval("engine")).WithPolling(g.Interval("default/poll")).
 			Should(Equal("hello from busybox\n"))
-	}, NodeTimeout(2*framework.Interval("engine")))
+	}, NodeTimeout(2*run.Interval("engine")))
 
 	It("containerd: a restart keeps the images", func(ctx SpecContext) {
 		g := guest()
@@ -56,7 +56,7 @@ func ContainerdSpec(guest func() *framework.Guest) {
 		Eventually(ctx, func() (string, error) {
 			res, err := g.ExecRoot(ctx, ctr+"images ls -q")
 			return string(res.Stdout), err
-		}).WithTimeout(framework.Interval("engine")).WithPolling(framework.Interval("default/poll")).
+		}).WithTimeout(g.Interval("engine")).WithPolling(g.Interval("default/poll")).
 			Should(ContainSubstring(framework.TestImageRef))
-	}, NodeTimeout(2*framework.Interval("engine")))
+	}, NodeTimeout(2*run.Interval("engine")))
 }

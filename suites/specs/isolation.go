@@ -32,6 +32,7 @@ const (
 // IsolationRun is one template's isolation run: the host canaries made
 // before the guest boots, what the guest leaves behind, and the profile.
 type IsolationRun struct {
+	run      *framework.Run
 	t        *catalog.Template
 	canaries *isolation.Canaries
 	left     isolation.Leftovers
@@ -46,7 +47,9 @@ func isolationRequested(t *catalog.Template) bool {
 
 // NewIsolationRun is the isolation run of template t (made when the specs
 // are registered; Prepare and Booted fill it in).
-func NewIsolationRun(t *catalog.Template) *IsolationRun { return &IsolationRun{t: t} }
+func NewIsolationRun(run *framework.Run, t *catalog.Template) *IsolationRun {
+	return &IsolationRun{run: run, t: t}
+}
 
 // Prepare runs in the template's BeforeAll before the guest boots: it
 // makes the canaries (the token in a host file outside every
@@ -78,7 +81,7 @@ func (r *IsolationRun) Prepare() {
 			return // the guest never booted
 		}
 		res := isolation.CheckTeardown(r.left)
-		framework.RecordIsolation(t.Name, reportResult(res))
+		r.run.RecordIsolation(t.Name, reportResult(res))
 		fmt.Fprintf(GinkgoWriter, "isolation %s: %s %s\n", res.Property, res.Status, res.Detail)
 		if res.Status == isolation.NotHeld && t.Isolation == catalog.IsolationStrict {
 			Fail(fmt.Sprintf("template %s (isolation: strict), %s: %s", t.Name, res.Property, res.Detail))
@@ -118,7 +121,7 @@ func IsolationSpec(guest func() *framework.Guest, r *IsolationRun) {
 		for _, res := range p.Results {
 			results = append(results, reportResult(res))
 		}
-		framework.RecordIsolation(r.t.Name, results...)
+		r.run.RecordIsolation(r.t.Name, results...)
 		fmt.Fprintf(GinkgoWriter, "%s(checks took %.1fs)\n", p, time.Since(start).Seconds())
 		AddReportEntry("isolation-profile", p.String())
 	}, NodeTimeout(30*time.Minute))

@@ -21,14 +21,23 @@ type kubeFlavor struct {
 	asUser bool
 }
 
-var kubeFlavors = map[string]kubeFlavor{
-	"k3s":  {kubectl: "k3s kubectl", importImage: "k3s ctr -n k8s.io images import"},
-	"k0s":  {kubectl: "k0s kubectl", importImage: "k0s ctr -n k8s.io images import"},
-	"rke2": {kubectl: "/var/lib/rancher/rke2/bin/kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml", importImage: "/var/lib/rancher/rke2/bin/ctr --address /run/k3s/containerd/containerd.sock -n k8s.io images import"},
-	"k8s":  {kubectl: "kubectl --kubeconfig /etc/kubernetes/admin.conf", importImage: "ctr -n k8s.io images import"},
-	// Usernetes runs the cluster in rootless containers owned by the user;
-	// its Makefile targets wrap kubectl and the node's containerd.
-	"usernetes": {kubectl: "cd ~/usernetes && make -s kubectl --", importImage: "cd ~/usernetes && docker compose exec -T node ctr -n k8s.io images import -", asUser: true},
+// kubeFlavorOf says how to reach the cluster of a Kubernetes engine.
+func kubeFlavorOf(engine string) (kubeFlavor, bool) {
+	switch engine {
+	case "k3s":
+		return kubeFlavor{kubectl: "k3s kubectl", importImage: "k3s ctr -n k8s.io images import"}, true
+	case "k0s":
+		return kubeFlavor{kubectl: "k0s kubectl", importImage: "k0s ctr -n k8s.io images import"}, true
+	case "rke2":
+		return kubeFlavor{kubectl: "/var/lib/rancher/rke2/bin/kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml", importImage: "/var/lib/rancher/rke2/bin/ctr --address /run/k3s/containerd/containerd.sock -n k8s.io images import"}, true
+	case "k8s":
+		return kubeFlavor{kubectl: "kubectl --kubeconfig /etc/kubernetes/admin.conf", importImage: "ctr -n k8s.io images import"}, true
+	case "usernetes":
+		// Usernetes runs the cluster in rootless containers owned by the
+		// user; its Makefile targets wrap kubectl and the node's containerd.
+		return kubeFlavor{kubectl: "cd ~/usernetes && make -s kubectl --", importImage: "cd ~/usernetes && docker compose exec -T node ctr -n k8s.io images import -", asUser: true}, true
+	}
+	return kubeFlavor{}, false
 }
 
 const kubeWorkload = `apiVersion: v1
@@ -54,8 +63,8 @@ spec:
 
 // KubernetesSpec checks a single-node cluster: node Ready, a pod from a
 // locally imported image Running, a Service answering by DNS name, logs.
-func KubernetesSpec(engine string, guest func() *framework.Guest) {
-	flavor, ok := kubeFlavors[engine]
+func KubernetesSpec(run *framework.Run, engine string, guest func() *framework.Guest) {
+	flavor, ok := kubeFlavorOf(engine)
 	if !ok {
 		panic(fmt.Sprintf("specs.KubernetesSpec: unknown engine %q", engine))
 	}
@@ -70,7 +79,7 @@ func KubernetesSpec(engine string, guest func() *framework.Guest) {
 		}
 		return strings.TrimSpace(string(res.Stdout)), err
 	}
-	run := func(ctx SpecContext, g *framework.Guest, script string) string {
+	must := func(ctx SpecContext, g *framework.Guest, script string) string {
 		GinkgoHelper()
 		if flavor.asUser {
 			return g.Run(ctx, script)
@@ -83,30 +92,30 @@ func KubernetesSpec(engine string, guest func() *framework.Guest) {
 		g := guest()
 		Eventually(ctx, func() (string, error) {
 			return exec(ctx, g, kubectl(`get nodes -o jsonpath='{.items[*].status.conditions[?(@.type=="Ready")].status}'`))
-		}).WithTimeout(framework.Interval("cluster")).WithPolling(framework.Interval("default/poll")).
+		}).WithTimeout(g.Interval("cluster")).WithPolling(g.Interval("default/poll")).
 			Should(HavePrefix("True"))
-	}, NodeTimeout(2*framework.Interval("cluster")))
+	}, NodeTimeout(2*run.Interval("cluster")))
 
 	It(engine+": a pod from a locally imported image is Running", func(ctx SpecContext) {
 		g := guest()
 		img := g.UploadTestImages(ctx)
-		run(ctx, g, flavor.importImage+" "+img.OCI)
+		must(ctx, g, flavor.importImage+" "+img.OCI)
 		g.Upload(ctx, []byte(fmt.Sprintf(kubeWorkload, framework.TestImageRef)), "/tmp/gc-kube/web.yaml", 0o644)
-		run(ctx, g, kubectl("apply -f /tmp/gc-kube/web.yaml"))
-		run(ctx, g, kubectl("wait --for=condition=Ready pod/gc-web --timeout="+framework.Interval("cluster").String()))
-	}, NodeTimeout(2*framework.Interval("cluster")))
+		must(ctx, g, kubectl("apply -f /tmp/gc-kube/web.yaml"))
+		must(ctx, g, kubectl("wait --for=condition=Ready pod/gc-web --timeout="+g.Interval("cluster").String()))
+	}, NodeTimeout(2*run.Interval("cluster")))
 
 	It(engine+": a Service answers by its DNS name", func(ctx SpecContext) {
 		g := guest()
 		Eventually(ctx, func() (string, error) {
 			return exec(ctx, g, kubectl("run gc-client-$(date +%s) --rm -i --restart=Never --image="+framework.TestImageRef+
 				" --image-pull-policy=Never -- wget -qO- http://gc-web.default.svc.cluster.local/"))
-		}).WithTimeout(framework.Interval("cluster")).WithPolling(framework.Interval("default/poll")).
+		}).WithTimeout(g.Interval("cluster")).WithPolling(g.Interval("default/poll")).
 			Should(ContainSubstring("hello from busybox"))
-	}, NodeTimeout(2*framework.Interval("cluster")))
+	}, NodeTimeout(2*run.Interval("cluster")))
 
 	It(engine+": kubectl logs shows the pod's output", func(ctx SpecContext) {
 		g := guest()
-		Expect(run(ctx, g, kubectl("logs gc-web"))).To(ContainSubstring("gc-web started"))
-	}, NodeTimeout(framework.Interval("engine")))
+		Expect(must(ctx, g, kubectl("logs gc-web"))).To(ContainSubstring("gc-web started"))
+	}, NodeTimeout(run.Interval("engine")))
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // PodmanSpec checks rootful and rootless Podman: run, build, pods, ports.
-func PodmanSpec(guest func() *framework.Guest) {
+func PodmanSpec(run *framework.Run, guest func() *framework.Guest) {
 	var img framework.TestImages
 	const ref = framework.TestImageRef
 
@@ -18,7 +18,7 @@ func PodmanSpec(guest func() *framework.Guest) {
 		g.RunRoot(ctx, "podman import -q "+img.Rootfs+" "+ref)
 		out := g.RunExit(ctx, true, "podman run --rm "+ref+" sh -c 'echo hello from podman; exit 3'", 3)
 		Expect(out).To(Equal("hello from podman\n"))
-	}, NodeTimeout(framework.Interval("engine")))
+	}, NodeTimeout(run.Interval("engine")))
 
 	It("podman: rootless run as the template's user", func(ctx SpecContext) {
 		g := guest()
@@ -28,7 +28,7 @@ func PodmanSpec(guest func() *framework.Guest) {
 		Expect(g.Run(ctx, "podman run --rm "+ref+" id -u")).To(Equal("0"))
 		Expect(g.Run(ctx, "podman unshare cat /proc/self/uid_map | awk 'NR==2 {print $3}'")).NotTo(BeEmpty(),
 			"no subordinate uid range for the user (/etc/subuid)")
-	}, NodeTimeout(framework.Interval("engine")))
+	}, NodeTimeout(run.Interval("engine")))
 
 	It("podman: rootless build from a Containerfile", func(ctx SpecContext) {
 		g := guest()
@@ -36,7 +36,7 @@ func PodmanSpec(guest func() *framework.Guest) {
 printf 'FROM `+ref+`\nRUN echo built-rootless > /built\nCMD ["cat", "/built"]\n' > Containerfile`)
 		g.Run(ctx, "cd /tmp/gc-pbuild && podman build -q -t localhost/gc-pbuilt:1 .")
 		Expect(g.Run(ctx, "podman run --rm localhost/gc-pbuilt:1")).To(Equal("built-rootless"))
-	}, NodeTimeout(2*framework.Interval("engine")))
+	}, NodeTimeout(2*run.Interval("engine")))
 
 	It("podman: a pod's two containers share localhost", func(ctx SpecContext) {
 		g := guest()
@@ -46,9 +46,9 @@ printf 'FROM `+ref+`\nRUN echo built-rootless > /built\nCMD ["cat", "/built"]\n'
 		Eventually(ctx, func() (string, error) {
 			res, err := g.Exec(ctx, "podman run --rm --pod gc-pod "+ref+" wget -qO- http://127.0.0.1:18083/")
 			return string(res.Stdout), err
-		}).WithTimeout(framework.Interval("engine")).WithPolling(framework.Interval("default/poll")).
+		}).WithTimeout(g.Interval("engine")).WithPolling(g.Interval("default/poll")).
 			Should(Equal("hello from busybox\n"))
-	}, NodeTimeout(2*framework.Interval("engine")))
+	}, NodeTimeout(2*run.Interval("engine")))
 
 	It("podman: a published port answers", func(ctx SpecContext) {
 		g := guest()
@@ -57,7 +57,7 @@ printf 'FROM `+ref+`\nRUN echo built-rootless > /built\nCMD ["cat", "/built"]\n'
 		Eventually(ctx, func() (string, error) {
 			res, err := g.Exec(ctx, "podman run --rm --network host "+ref+" wget -qO- http://127.0.0.1:18084/")
 			return string(res.Stdout), err
-		}).WithTimeout(framework.Interval("engine")).WithPolling(framework.Interval("default/poll")).
+		}).WithTimeout(g.Interval("engine")).WithPolling(g.Interval("default/poll")).
 			Should(Equal("hello from busybox\n"))
-	}, NodeTimeout(2*framework.Interval("engine")))
+	}, NodeTimeout(2*run.Interval("engine")))
 }

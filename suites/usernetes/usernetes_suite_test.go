@@ -1,6 +1,7 @@
 package usernetes_test
 
 import (
+	"os"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -18,4 +19,4 @@ func TestUsernetes(t *testing.T) {
 	RunSpecs(t, "usernetes")
 }
 
-var _ = specs.ForEngine("usernetes")
+var _ = specs.ForEngine(specs.RunFromEnv(os.Environ()), "usernetes")

@@ -76,7 +76,9 @@ type KernelFiles struct {
 
 // Modules a test guest loads: the ACPI power button and the event device
 // it reports through, so the guest can react to system_powerdown.
-var wantModules = []string{"button", "evdev"}
+func wantModules() []string {
+	return []string{"button", "evdev"}
+}
 
 // Kernel returns a Debian cloud kernel for the host arch: $GUESTCATALOG_TEST_KERNEL
 // if set (no modules then), else one fetched with `apt-get download` of
@@ -151,7 +153,7 @@ func Kernel(t testing.TB) KernelFiles {
 	if err := copyFile(kernels[0], filepath.Join(stage, "vmlinuz")); err != nil {
 		t.Fatal(err)
 	}
-	for _, mod := range wantModules {
+	for _, mod := range wantModules() {
 		found, _ := filepath.Glob(filepath.Join(root, "lib", "modules", version, "kernel", "drivers", "*", mod+".ko"))
 		if len(found) == 1 {
 			if err := copyFile(found[0], filepath.Join(stage, mod+".ko")); err != nil {
@@ -177,7 +179,7 @@ func cachedKernel(dir string) (KernelFiles, bool) {
 			continue
 		}
 		kf := KernelFiles{Kernel: k, Version: filepath.Base(d), Modules: map[string]string{}}
-		for _, mod := range wantModules {
+		for _, mod := range wantModules() {
 			if p := filepath.Join(d, mod+".ko"); fileExists(p) {
 				kf.Modules[mod] = p
 			}

@@ -1,7 +1,5 @@
-//go:build ignore
-
-// gen_schema writes the JSON Schema of template documents from the Go
-// types (run by `go generate ./catalog`).
+// Command genschema writes the JSON Schema of template documents from the
+// Go types; `go generate ./catalog` runs it in the catalog directory.
 package main
 
 import (
