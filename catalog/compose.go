@@ -201,6 +201,7 @@ func (comp *composition) merge(d *document) {
 	}
 	dst.PortForwards = append(dst.PortForwards, src.PortForwards...)
 	dst.Mounts = append(dst.Mounts, src.Mounts...)
+	composeSandbox(dst, src)
 }
 
 func setString(dst *string, src string) {
@@ -267,6 +268,7 @@ func (t *Template) DeepCopy() *Template {
 	}
 	c.PortForwards = slices.Clone(t.PortForwards)
 	c.Mounts = slices.Clone(t.Mounts)
+	copySandbox(&c, t)
 	return &c
 }
 

@@ -88,6 +88,11 @@ type Template struct {
 	Checks       []Check       `yaml:"checks,omitempty" json:"checks,omitempty"`
 	PortForwards []PortForward `yaml:"portForwards,omitempty" json:"portForwards,omitempty"`
 	Mounts       []Mount       `yaml:"mounts,omitempty" json:"mounts,omitempty"`
+	// Network is the guest's network policy (sandbox.go); unset: egress nat.
+	Network *Network `yaml:"network,omitempty" json:"network,omitempty"`
+	// Isolation "strict" makes the isolation suite fail the template when a
+	// property does not hold; unset, the profile is only reported.
+	Isolation string `yaml:"isolation,omitempty" json:"isolation,omitempty" jsonschema:"enum=strict"`
 
 	// Source is where the document was read from (not part of the YAML).
 	Source string `yaml:"-" json:"-"`
@@ -154,6 +159,9 @@ type BuildRecipe struct {
 	Components []string `yaml:"components,omitempty" json:"components,omitempty"`
 	// Packages installed into the image besides the builder's own minimum.
 	Packages []string `yaml:"packages,omitempty" json:"packages,omitempty"`
+	// Kernel is the kernel flavour: cloud (default; no 9p) or generic
+	// (linux-image-<arch>, 9p as modules: templates with mounts need it).
+	Kernel string `yaml:"kernel,omitempty" json:"kernel,omitempty" jsonschema:"enum=cloud,enum=generic"`
 	// Bake adds the template's `packages` steps to the image, so that the
 	// guest installs nothing at provisioning time and needs no network.
 	Bake bool `yaml:"bake,omitempty" json:"bake,omitempty"`
@@ -216,9 +224,13 @@ type PortForward struct {
 	Proto     string `yaml:"proto,omitempty" json:"proto,omitempty" jsonschema:"enum=tcp,enum=udp"`
 }
 
-// Mount shares a host directory with the guest (modelled; not yet used).
+// Mount shares a host directory with the guest over 9p (see sandbox.go).
+// A mount that is not writable is read-only on the host side (QEMU refuses
+// every write), not only by a guest mount option.
 type Mount struct {
-	Location   string `yaml:"location" json:"location" jsonschema:"required"`
+	// Location is the host directory: absolute, or ~/... (the caller's home).
+	Location string `yaml:"location" json:"location" jsonschema:"required"`
+	// MountPoint is the guest path; default the location (with ~ → /home/<user>).
 	MountPoint string `yaml:"mountPoint,omitempty" json:"mountPoint,omitempty"`
 	Writable   bool   `yaml:"writable,omitempty" json:"writable,omitempty"`
 }

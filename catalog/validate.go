@@ -292,6 +292,7 @@ func checkDocument(t *Template, loc func(string) Position) (Problems, Problems) 
 		}
 	}
 	c.bounds(t)
+	c.sandbox(t)
 	return c.errs, c.warns
 }
 
@@ -458,6 +459,8 @@ func ExpectedName(t *Template) string {
 	}
 	if t.Engine != nil && t.Engine.Name != "" {
 		parts = append(parts, t.Engine.Name)
+	} else if t.Isolation == IsolationStrict {
+		parts = append(parts, "sandbox") // debian-13-sandbox
 	}
 	return strings.Join(parts, "-")
 }
@@ -484,6 +487,7 @@ func checkTemplate(t *Template, loc func(string) Position, engineSteps []Step, e
 		c.engineCoverage(t, engineSteps, engineProbes)
 	}
 	c.seedSize(t)
+	c.sandboxTemplate(t)
 	return c.errs
 }
 

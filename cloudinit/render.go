@@ -369,11 +369,13 @@ func plan(t *catalog.Template, in Input) (*seedPlan, error) {
 		doc.set("package_update", true)
 		doc.set("packages", packages)
 	}
+	home := "/home/" + user
+	bootcmd = append(mountBootcmd(t, home), bootcmd...)
 	if len(bootcmd) > 0 {
 		doc.set("bootcmd", bootcmd)
 	}
 	doc.set("write_files", files)
-	doc.set("runcmd", seq{seq{"/bin/sh", RunnerPath}})
+	doc.set("runcmd", append(mountRuncmd(t, user, home), seq{"/bin/sh", RunnerPath}))
 	doc.set("final_message", "guestcatalog: cloud-init finished after $UPTIME seconds")
 
 	header := []string{

@@ -105,7 +105,7 @@ func (r *Run) Boot(ctx SpecContext, name string) *Guest {
 	}
 	r.recordBoot(t.Name, rep, time.Since(bootStart))
 	g := &Guest{Template: t, Arch: cfg.Arch, Hostname: cloudinit.DefaultHostname(t.Name), Report: rep,
-		run: r, accel: m.Accelerator().Used, ivals: ivals, runner: m.Runner(), artifacts: artifacts}
+		run: r, accel: m.Accelerator().Used, ivals: ivals, runner: m.Runner(), machine: m, artifacts: artifacts}
 	if t.Engine != nil && t.Engine.VersionCommand != "" {
 		res, err := g.ExecRoot(ctx, t.Engine.VersionCommand)
 		if err == nil {
@@ -206,7 +206,9 @@ func reachable(ctx context.Context, url string) error {
 // cold and the warm run hand the specs the same guest.
 func (r *Run) startMachine(ctx context.Context, cfg *config.Config, t *catalog.Template, img *image.Artifact, mcfg machine.Config, rep *report.Template) (*machine.Machine, error) {
 	rep.Provisioned = "fresh"
-	if !cfg.Reuse {
+	// QEMU cannot savevm a guest with a 9p export mounted (migration is
+	// blocked), so a template with mounts is always provisioned fresh.
+	if !cfg.Reuse || len(t.Mounts) > 0 {
 		m, err := machine.Start(ctx, mcfg)
 		if m != nil {
 			appendPhases(rep, m, "")

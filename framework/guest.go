@@ -11,8 +11,13 @@ import (
 	"github.com/guestcatalog/guestcatalog/catalog"
 	gexec "github.com/guestcatalog/guestcatalog/framework/exec"
 	"github.com/guestcatalog/guestcatalog/framework/intervals"
+	"github.com/guestcatalog/guestcatalog/framework/machine"
 	"github.com/guestcatalog/guestcatalog/framework/report"
 )
+
+// Machine is the guest's machine (QEMU, mounts, proxy): the isolation
+// suite reads what the host exported and published.
+func (g *Guest) Machine() *machine.Machine { return g.machine }
 
 // Guest is a booted, provisioned template that specs talk to.
 type Guest struct {
@@ -30,6 +35,7 @@ type Guest struct {
 	accel     string         // the accelerator this guest runs on
 	ivals     *intervals.Set // the run's intervals, scaled for accel
 	runner    gexec.Runner
+	machine   *machine.Machine
 	uploaded  bool
 	artifacts string
 	close     func(ctx context.Context) error

@@ -170,6 +170,7 @@ func Markdown(w io.Writer, entries []Entry, opts Options) error {
 		}
 		failures(ew, e.Report, opts.MaxMessageLines)
 	}
+	isolation(ew, sorted)
 	return ew.err
 }
 

@@ -39,6 +39,7 @@ type verifyOptions struct {
 	keepOnFailure bool
 	parallel      int
 	labelFilter   string
+	suite         string
 	noReuse       bool
 	timeout       time.Duration
 	intervals     string
@@ -107,6 +108,8 @@ verify of the same template starts from it and skips provisioning.
 		"verify up to N templates at once, each in its own process (limited by free memory)")
 	f.StringVar(&o.labelFilter, "label-filter", "",
 		"run only specs matching this Ginkgo label expression (labels: template:, engine:, distro:, arch:, tier:)")
+	f.StringVar(&o.suite, "suite", "",
+		"run only this suite's specs: isolation (the isolation profile; same as --label-filter suite:isolation)")
 	f.BoolVar(&o.noReuse, "no-reuse", !env.Reuse,
 		"always provision from scratch; do not use or keep provisioned disks (env GUESTCATALOG_REUSE=0)")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Hour, "give up on the whole run after this long")
@@ -197,6 +200,9 @@ func (a *app) planVerify(ctx context.Context, o verifyOptions, args []string) (*
 }
 
 func (a *app) runVerify(ctx context.Context, out io.Writer, o verifyOptions, args []string) error {
+	if err := applySuite(&o); err != nil {
+		return usagef("%v", err)
+	}
 	p, err := a.planVerify(ctx, o, args)
 	if err != nil {
 		return err

@@ -40,18 +40,24 @@ var ErrInvalidRecipe = errors.New("invalid build recipe")
 // dbus, cloud-init with its NoCloud datasource, OpenSSH, networkd's DNS via
 // resolved, e2fsprogs for cloud-init's resizefs, the Debian cloud kernel and
 // initramfs-tools, which the initrd check relies on).
-func basePackages(debArch string) []string {
+func basePackages(debArch, kernel string) []string {
 	return []string{
 		"systemd", "systemd-sysv", "systemd-resolved", "udev", "dbus",
 		"cloud-init", "openssh-server", "sudo", "e2fsprogs", "iproute2",
 		"netbase", "ca-certificates", "initramfs-tools",
-		kernelPackage(debArch),
+		kernelPackage(debArch, kernel),
 	}
 }
 
-// kernelPackage is Debian's cloud kernel: virtio drivers, no hardware
-// drivers, small initrd.
-func kernelPackage(debArch string) string { return "linux-image-cloud-" + debArch }
+// kernelPackage is Debian's cloud kernel (virtio drivers, no hardware
+// drivers, small initrd), or with flavour generic the generic one, which
+// has 9p as modules (the cloud kernel has none: mounts need generic).
+func kernelPackage(debArch, flavour string) string {
+	if flavour == catalog.KernelGeneric {
+		return "linux-image-" + debArch
+	}
+	return "linux-image-cloud-" + debArch
+}
 
 // DebianArch maps a catalog arch (x86_64, aarch64) to Debian's name.
 func DebianArch(arch string) (string, error) {
@@ -137,7 +143,12 @@ func NewPlan(recipe catalog.BuildRecipe, extraPackages []string, arch string) (*
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidRecipe, errors.Join(problems...))
 	}
-	all := append(basePackages(debArch), recipe.Packages...)
+	switch recipe.Kernel {
+	case "", catalog.KernelCloud, catalog.KernelGeneric:
+	default:
+		return nil, fmt.Errorf("%w: kernel: %q is not a kernel flavour (want cloud or generic)", ErrInvalidRecipe, recipe.Kernel)
+	}
+	all := append(basePackages(debArch, recipe.Kernel), recipe.Packages...)
 	all = append(all, p.Extra...)
 	p.Packages = uniqueSorted(all)
 	p.Key = p.hash()

@@ -102,6 +102,9 @@ func (m *Machine) launch(ctx context.Context) (string, error) {
 	for _, pf := range t.PortForwards {
 		spec.Forwards = append(spec.Forwards, qemu.Forward{Proto: pf.Proto, HostPort: pf.HostPort, GuestPort: pf.GuestPort})
 	}
+	if err := m.prepareSandbox(ctx, &spec); err != nil {
+		return "", err
+	}
 	// QEMU lives as long as the machine, not as long as Start's ctx: the
 	// machine's own context, cancelled by Close (and by Start's ctx while
 	// Start runs, see start).

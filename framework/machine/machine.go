@@ -18,6 +18,7 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework/console"
 	"github.com/guestcatalog/guestcatalog/framework/exec"
 	"github.com/guestcatalog/guestcatalog/framework/intervals"
+	"github.com/guestcatalog/guestcatalog/framework/netpolicy"
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
 	"github.com/guestcatalog/guestcatalog/framework/sshx"
 )
@@ -84,6 +85,12 @@ type Config struct {
 	// reports the failed attempt (Attempts, Flaky). Failures from
 	// userspace on are never retried. Not for resumes.
 	RetryInfra bool
+	// Home replaces ~ in mount locations; default the user's home (sandbox.go).
+	Home string
+	// InsecureHostWritable exports read-only mounts writable on the host
+	// (the guest still mounts them ro): only for tests that show the
+	// isolation suite catches a mount that is read-only in the guest only.
+	InsecureHostWritable bool
 
 	// onLaunch is called once QEMU runs (tests).
 	onLaunch func(*Machine)
@@ -121,6 +128,9 @@ type Machine struct {
 	watchDone   <-chan struct{}
 	ssh         *sshx.Client
 	cloudStatus *CloudInitStatus
+
+	mounts []SandboxMount
+	proxy  *netpolicy.Proxy
 
 	closeOnce sync.Once
 	closeErr  error
@@ -537,6 +547,9 @@ func (m *Machine) stop(ctx context.Context, graceful bool) error {
 		}
 		if m.lifeCancel != nil {
 			m.lifeCancel()
+		}
+		if err := m.closeSandbox(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the proxy: %w", err))
 		}
 		if m.runDir != "" && !m.cfg.KeepRunDir {
 			if err := os.RemoveAll(m.runDir); err != nil {

@@ -152,12 +152,14 @@ func Cmdline(spec Spec) ([]string, error) {
 		for _, f := range s.Forwards {
 			netdev += fmt.Sprintf(",hostfwd=%s:127.0.0.1:%d-:%d", f.Proto, f.HostPort, f.GuestPort)
 		}
+		netdev = sandboxNetdev(netdev, s)
 		dev := "virtio-net-pci,netdev=net0"
 		if s.MACAddress != "" {
 			dev += ",mac=" + s.MACAddress
 		}
 		a = append(a, "-netdev", netdev, "-device", dev)
 	}
+	a = append(a, sandboxArgs(s)...)
 	a = append(a, "-device", "virtio-rng-pci")
 	if s.Arch == ArchX8664 {
 		// A VM generation ID, new on every QEMU start (guid=auto, the

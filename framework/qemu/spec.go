@@ -110,6 +110,12 @@ type Spec struct {
 	NoNetwork bool
 	// MACAddress of the virtio-net device; "" is QEMU's default.
 	MACAddress string
+	// Restrict cuts the user-mode network off from the host and the
+	// outside; only Forwards and GuestForwards work (sandbox.go).
+	Restrict      bool
+	GuestForwards []GuestForward
+	// Shares are host directories exported over 9p (sandbox.go).
+	Shares []Share
 
 	// SerialLog receives the first serial port ("" : no serial port).
 	SerialLog string
@@ -259,6 +265,7 @@ func (s Spec) Validate() error {
 			seen[k] = i
 		}
 	}
+	errs = append(errs, s.validateSandbox()...)
 	if s.QMPSocket == "" {
 		add("qmpSocket: must be set")
 	} else if n := len(s.QMPSocket); n >= UnixPathMax {

@@ -98,6 +98,17 @@ type Template struct {
 	// Attempts then holds every attempt, the last one included.
 	Flaky    bool      `json:"flaky,omitempty"`
 	Attempts []Attempt `json:"attempts,omitempty"`
+	// Isolation is the template's isolation profile (suite:isolation),
+	// one entry per property: held, not-held or skipped.
+	Isolation []IsolationResult `json:"isolation,omitempty"`
+}
+
+// IsolationResult is one property of an isolation profile.
+type IsolationResult struct {
+	Property string  `json:"property"`
+	Status   string  `json:"status"`
+	Detail   string  `json:"detail,omitempty"`
+	Seconds  float64 `json:"seconds"`
 }
 
 // Finish derives the template's result from its checks: fail if any check

@@ -48,8 +48,11 @@ func Template(run *framework.Run, name string) bool {
 	// share the guest, not their outcome.
 	return Describe(t.Name, Ordered, ContinueOnFailure, Label(run.Labels(t)...), func() {
 		var g *framework.Guest
+		iso := NewIsolationRun(run, t)
 		BeforeAll(func(ctx SpecContext) {
+			iso.Prepare() // canaries before the guest exists
 			g = run.Boot(ctx, t.Name)
+			iso.Booted(g)
 		}, NodeTimeout(run.BootTimeout(t)))
 		BeforeEach(func() { recordEngineVersion(g) })
 		ReportAfterEach(func(r SpecReport) { run.RecordSpec(t.Name, r) })
@@ -57,6 +60,7 @@ func Template(run *framework.Run, name string) bool {
 		BaseSpec(run, get)
 		EngineSpec(run, framework.EngineOf(t), get)
 		ChecksSpec(run, t, get)
+		IsolationSpec(get, iso)
 	})
 }
 
