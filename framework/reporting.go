@@ -40,7 +40,8 @@ func (r *Run) reportFor(name string) *report.Template {
 	defer r.mu.Unlock()
 	rep, ok := r.reports[name]
 	if !ok {
-		rep = &report.Template{Template: name, Arch: r.cfg.Arch, Started: time.Now()}
+		tool := r.tool
+		rep = &report.Template{Template: name, Arch: r.cfg.Arch, Started: time.Now(), Tool: &tool}
 		r.reports[name] = rep
 	}
 	return rep

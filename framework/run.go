@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
 	"github.com/guestcatalog/guestcatalog/framework/report"
 	"github.com/guestcatalog/guestcatalog/framework/testimage"
+	"github.com/guestcatalog/guestcatalog/framework/version"
 )
 
 // Run is one verification run: the catalog it draws templates from, the
@@ -36,6 +36,7 @@ type Run struct {
 	params   map[string]string // --set: every template is resolved with them
 
 	testImages func() (testImageData, error) // built once per run
+	tool       version.Info                  // what produced the run, in every report
 
 	mu       sync.Mutex
 	reports  map[string]*report.Template
@@ -75,7 +76,7 @@ func NewRun(ctx context.Context, cfg config.Config, opts ...RunOption) (*Run, er
 		return nil, fmt.Errorf("framework.NewRun: config.CacheDir must be set (config.DefaultCacheDir)")
 	}
 	if cfg.ArtifactsDir == "" {
-		cfg.ArtifactsDir = filepath.Join(os.TempDir(), "guestcatalog-artifacts")
+		cfg.ArtifactsDir = config.DefaultArtifactsDir(cfg.CacheDir)
 	}
 	if abs, err := filepath.Abs(cfg.ArtifactsDir); err == nil {
 		cfg.ArtifactsDir = abs
@@ -94,6 +95,7 @@ func NewRun(ctx context.Context, cfg config.Config, opts ...RunOption) (*Run, er
 		}
 	}
 	r.testImages = sync.OnceValues(buildTestImages)
+	r.tool = version.Get()
 	return r, nil
 }
 

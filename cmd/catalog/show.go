@@ -6,10 +6,10 @@ import (
 	"io"
 	"strings"
 
-	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
 
 	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/cloudinit"
 )
 
 func newShowCmd(a *app) *cobra.Command {
@@ -102,8 +102,9 @@ func (a *app) runShow(ctx context.Context, out, errOut io.Writer, name string, p
 	return err
 }
 
-// marshalTemplate encodes a template as YAML: struct fields in their
-// declaration order, map keys sorted, scripts as literal blocks.
+// marshalTemplate encodes a template as YAML with the project's one
+// emitter (cloudinit's): struct fields in their declaration order, map keys
+// sorted, scripts as literal blocks where they read back exactly.
 func marshalTemplate(t *catalog.Template) ([]byte, error) {
-	return yaml.MarshalWithOptions(t, yaml.UseLiteralStyleIfMultiline(true), yaml.IndentSequence(true))
+	return cloudinit.MarshalYAML(t)
 }

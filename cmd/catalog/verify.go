@@ -25,6 +25,7 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework"
 	"github.com/guestcatalog/guestcatalog/framework/config"
 	"github.com/guestcatalog/guestcatalog/framework/report"
+	"github.com/guestcatalog/guestcatalog/framework/version"
 	"github.com/guestcatalog/guestcatalog/suites/specs"
 )
 
@@ -100,7 +101,7 @@ verify of the same template starts from it and skips provisioning.
 	f.StringVar(&o.reportDir, "report-dir", env.ReportDir,
 		"write <dir>/<template>/report.json and <dir>/junit.xml (env GUESTCATALOG_REPORT_DIR)")
 	f.StringVar(&o.artifacts, "artifacts", env.ArtifactsDir,
-		"per-template artifacts: serial console, QEMU argv, QMP events, cloud-init logs, journal, phase timings (env ARTIFACTS)")
+		"per-template artifacts: serial console, QEMU argv, QMP events, cloud-init logs, journal, phase timings (env ARTIFACTS; default <cache-dir>/artifacts)")
 	f.BoolVar(&o.keepOnFailure, "keep-on-failure", env.KeepOnFailure,
 		"leave a failed guest running and print the SSH command to get in (stop it with Ctrl-C; env GUESTCATALOG_KEEP_ON_FAILURE)")
 	f.IntVar(&o.parallel, "parallel", 1,
@@ -122,7 +123,10 @@ verify of the same template starts from it and skips provisioning.
 func (a *app) verifyConfig(o verifyOptions) config.Config {
 	c := a.config()
 	c.Accel, c.Arch, c.Tier = o.accel, o.arch, o.tier
-	c.ReportDir, c.ArtifactsDir = o.reportDir, o.artifacts
+	c.ReportDir = o.reportDir
+	if o.artifacts != a.envCfg.ArtifactsDir {
+		c.ArtifactsDir = o.artifacts // else a.config's, under --cache-dir
+	}
 	c.KeepOnFailure, c.Reuse = o.keepOnFailure, !o.noReuse
 	c.IntervalsFile, c.FailOnSkip = o.intervals, o.failOnSkip
 	return c
@@ -255,6 +259,11 @@ func (a *app) verifyInProcess(ctx context.Context, out io.Writer, o verifyOption
 	// RunSpecs handles SIGINT/SIGTERM itself: it interrupts the running
 	// node, runs cleanups (guests are shut down) and reports.
 	ginkgo.RunSpecs(t, "guestcatalog verify", suiteConfig, reporterConfig)
+	if reporterConfig.JUnitReport != "" {
+		if err := addJUnitProperties(reporterConfig.JUnitReport, junitProperties(version.Get())); err != nil {
+			fmt.Fprintln(a.streams.ErrOut, "verify: JUnit properties:", err)
+		}
+	}
 
 	fmt.Fprintln(out)
 	reps := run.Reports()
@@ -383,6 +392,8 @@ func (a *app) verifyParallel(ctx context.Context, out io.Writer, o verifyOptions
 	if p.cfg.ReportDir != "" {
 		if err := mergeJUnit(junits, filepath.Join(reportDir, "junit.xml")); err != nil {
 			fmt.Fprintln(a.streams.ErrOut, "verify: merging JUnit reports:", err)
+		} else if err := addJUnitProperties(filepath.Join(reportDir, "junit.xml"), junitProperties(version.Get())); err != nil {
+			fmt.Fprintln(a.streams.ErrOut, "verify: JUnit properties:", err)
 		}
 		for _, name := range names {
 			_ = os.RemoveAll(filepath.Join(reportDir, name, "run"))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/guestcatalog/guestcatalog/framework/fsutil"
+	"github.com/guestcatalog/guestcatalog/framework/version"
 )
 
 // Result is the outcome of a check or of a whole template.
@@ -76,6 +77,9 @@ type Template struct {
 	Artifacts     string    `json:"artifacts,omitempty"`
 	Started       time.Time `json:"started"`
 	Seconds       float64   `json:"seconds"`
+	// Tool is the build of guestcatalog that produced the report (module
+	// version, VCS revision, Go version, embedded catalog digest).
+	Tool *version.Info `json:"tool,omitempty"`
 }
 
 // Finish derives the template's result from its checks: fail if any check
