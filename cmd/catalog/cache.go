@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -79,7 +78,7 @@ func newCacheDirCmd(a *app) *cobra.Command {
 }
 
 func newCacheLsCmd(a *app) *cobra.Command {
-	var asJSON bool
+	var o outputOptions
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
@@ -89,7 +88,7 @@ the image was last used, and the path of the file a pull returns (the
 decompressed image for compressed URLs). An interrupted download shows as
 "partial".
 
-With --json it prints an array of objects with the keys key, dir, url, source
+With --output json (or yaml) it prints an array of objects with the keys key, dir, url, source
 (the mirror URL it came from, if any), digest, verified (false for templates
 without a digest: the digest was then computed), size, path, decompressed,
 fetchedAt, lastUsed, complete, partialSize and diskUsage.`,
@@ -103,21 +102,23 @@ fetchedAt, lastUsed, complete, partialSize and diskUsage.`,
 			if err != nil {
 				return err
 			}
-			return printCacheList(cmd.OutOrStdout(), entries, asJSON, time.Now())
+			f, err := o.get()
+			if err != nil {
+				return err
+			}
+			return printCacheList(cmd.OutOrStdout(), entries, f, time.Now())
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array instead of a table")
+	addOutputFlag(cmd, &o, true)
 	return cmd
 }
 
-func printCacheList(w io.Writer, entries []download.Entry, asJSON bool, now time.Time) error {
-	if asJSON {
+func printCacheList(w io.Writer, entries []download.Entry, format string, now time.Time) error {
+	if format != outputTable {
 		if entries == nil {
 			entries = []download.Entry{}
 		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(entries)
+		return writeData(w, format, entries)
 	}
 	if len(entries) == 0 {
 		fmt.Fprintln(w, "the download cache is empty")

@@ -25,7 +25,7 @@ func TestPrintCacheList(t *testing.T) {
 		{URL: "https://x/big.qcow2", PartialSize: 5 << 20, LastUsed: now.Add(-10 * time.Second), DiskUsage: 5 << 20},
 	}
 	var out bytes.Buffer
-	require.NoError(t, printCacheList(&out, entries, false, now))
+	require.NoError(t, printCacheList(&out, entries, outputTable, now))
 	assert.Equal(t, `URL                      SIZE             DIGEST                                  LAST USED  PATH
 https://x/debian.qcow2   400 MiB          sha512:abababababab…                    3h ago     /c/downloads/k1/data
 https://x/latest.img.xz  1.0 MiB          sha256:cdcdcdcdcdcd… (no digest given)  40d ago    /c/downloads/k2/data.decompressed
@@ -34,10 +34,10 @@ https://x/big.qcow2      partial 5.0 MiB  -                                     
 `, out.String())
 
 	out.Reset()
-	require.NoError(t, printCacheList(&out, nil, true, now))
+	require.NoError(t, printCacheList(&out, nil, outputJSON, now))
 	assert.Equal(t, "[]\n", out.String())
 	out.Reset()
-	require.NoError(t, printCacheList(&out, nil, false, now))
+	require.NoError(t, printCacheList(&out, nil, outputTable, now))
 	assert.Equal(t, "the download cache is empty\n", out.String())
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,7 +14,7 @@ import (
 func newGcCmd(a *app) *cobra.Command {
 	var (
 		dryRun  bool
-		asJSON  bool
+		o       outputOptions
 		runRoot string
 	)
 	cmd := &cobra.Command{
@@ -37,8 +36,12 @@ context ends and dies with its parent (Pdeathsig).`,
 			if a.verbose {
 				opts = append(opts, qemu.GcLogger(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))))
 			}
+			format, err := o.get()
+			if err != nil {
+				return err
+			}
 			res, err := qemu.Gc(cmd.Context(), opts...)
-			if perr := printGc(cmd.OutOrStdout(), res, asJSON, a.verbose); perr != nil {
+			if perr := printGc(cmd.OutOrStdout(), res, format, a.verbose); perr != nil {
 				return perr
 			}
 			return err
@@ -46,22 +49,20 @@ context ends and dies with its parent (Pdeathsig).`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&dryRun, "dry-run", false, "say what would be removed and killed; change nothing")
-	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.StringVar(&runRoot, "run-root", a.envCfg.RunRoot, "directory holding the run dirs (env "+qemu.EnvRunRoot+")")
+	addOutputFlag(cmd, &o, true)
 	return cmd
 }
 
-func printGc(w io.Writer, res qemu.GcResult, asJSON, verbose bool) error {
-	if asJSON {
+func printGc(w io.Writer, res qemu.GcResult, format string, verbose bool) error {
+	if format != outputTable {
 		if res.Removed == nil {
 			res.Removed = []qemu.GcEntry{}
 		}
 		if res.Kept == nil {
 			res.Kept = []qemu.GcEntry{}
 		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return writeData(w, format, res)
 	}
 	verb := "removed"
 	if res.DryRun {

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
 
+	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/cloudinit"
 )
 
@@ -28,6 +30,7 @@ type outputOptions struct {
 	legacy  bool // --json
 	defFmt  string
 	formats []string
+	cmd     *cobra.Command // for the --json deprecation notice, on stderr
 }
 
 // addOutputFlag adds --output/-o (short form only where the command has no
@@ -46,8 +49,10 @@ func addOutputFlag(cmd *cobra.Command, o *outputOptions, legacyJSON bool, format
 	}
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(formats, cobra.ShellCompDirectiveNoFileComp))
 	if legacyJSON {
-		cmd.Flags().BoolVar(&o.legacy, "json", false, "same as --output json")
-		_ = cmd.Flags().MarkDeprecated("json", "use --output json")
+		// Not pflag's MarkDeprecated: its notice goes to the command's
+		// output, which is stdout here, and would break `--json | jq`.
+		cmd.Flags().BoolVar(&o.legacy, "json", false, "deprecated: same as --output json")
+		o.cmd = cmd
 	}
 }
 
@@ -59,6 +64,7 @@ func (o *outputOptions) get() (string, error) {
 			return "", usagef("--json and --output %s: choose one", f)
 		}
 		f = outputJSON
+		fmt.Fprintln(o.cmd.ErrOrStderr(), "catalog: --json is deprecated, use --output json")
 	}
 	if !slices.Contains(o.formats, f) {
 		return "", usagef("--output %q: want %s", f, joinOr(o.formats))
@@ -109,4 +115,60 @@ func writeData(w io.Writer, format string, v any) error {
 		return err
 	}
 	return fmt.Errorf("writeData: format %q", format)
+}
+
+// validationReport is `catalog validate --output json|yaml`.
+type validationReport struct {
+	Results  []validationResult `json:"results"`
+	Checked  int                `json:"checked"`
+	Passed   int                `json:"passed"`
+	Failed   int                `json:"failed"`
+	Warnings int                `json:"warnings"`
+}
+
+type validationResult struct {
+	Name     string              `json:"name"`
+	Kind     string              `json:"kind"`
+	Source   string              `json:"source,omitempty"`
+	OK       bool                `json:"ok"`
+	Problems []validationProblem `json:"problems"`
+}
+
+type validationProblem struct {
+	File     string `json:"file,omitempty"`
+	Line     int    `json:"line,omitempty"`
+	Column   int    `json:"column,omitempty"`
+	Field    string `json:"field,omitempty"`
+	Message  string `json:"message"`
+	Severity string `json:"severity"` // error | warning
+}
+
+func validationReportOf(results []catalog.Result) validationReport {
+	rep := validationReport{Results: []validationResult{}}
+	seen := map[string]bool{}
+	for _, r := range results {
+		vr := validationResult{Name: r.Name, Kind: strings.ToLower(r.Kind), Source: r.Source, OK: r.OK(), Problems: []validationProblem{}}
+		for _, p := range r.Errors {
+			vr.Problems = append(vr.Problems, problemOf(p, "error"))
+		}
+		for _, p := range r.Warnings {
+			vr.Problems = append(vr.Problems, problemOf(p, "warning"))
+			if s := p.Error(); !seen[s] {
+				seen[s] = true
+				rep.Warnings++
+			}
+		}
+		if vr.OK {
+			rep.Passed++
+		} else {
+			rep.Failed++
+		}
+		rep.Results = append(rep.Results, vr)
+	}
+	rep.Checked = len(results)
+	return rep
+}
+
+func problemOf(p catalog.Problem, severity string) validationProblem {
+	return validationProblem{File: p.Pos.File, Line: p.Pos.Line, Column: p.Pos.Column, Field: p.Field, Message: p.Message, Severity: severity}
 }
