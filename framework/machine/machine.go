@@ -74,6 +74,12 @@ type Config struct {
 	// ExtraAuthorizedKeys may log in too (a developer's own key).
 	ExtraAuthorizedKeys []string
 
+	// OnEvent, if set, is called as each phase starts and ends and as the
+	// guest reports each provisioning step (from its console), for live
+	// progress. It must not block; it is called from several goroutines,
+	// never concurrently for one machine's phases.
+	OnEvent func(Event)
+
 	// onLaunch is called once QEMU runs (tests).
 	onLaunch func(*Machine)
 }
@@ -196,6 +202,8 @@ func newMachine(cfg Config) (*Machine, error) {
 		artifacts: artifacts, origin: time.Now(), mon: newMonitor(),
 	}
 	m.eng = newEngine(m.origin, m.mon, m.logger)
+	m.eng.onEvent = m.emit
+	m.mon.onStep = m.emit
 	m.eng.onUpdate = func(ts []PhaseTiming) {
 		if err := writeJSON(filepath.Join(m.artifacts, ArtifactPhases), ts); err != nil {
 			m.logger.Warn("writing phases.json", "err", err)
