@@ -27,13 +27,15 @@ import (
 // (framework/config); specs get it as an argument. It holds all of the
 // framework's state: two Runs in one process share nothing.
 type Run struct {
-	cfg      config.Config
-	cat      *catalog.Catalog
-	ivals    *intervals.Set
-	progress io.Writer // download/build progress, kept-guest notes; nil: none
-	lines    io.Writer // one line per check (the CLI); nil: none
-	verbose  bool
-	params   map[string]string // --set: every template is resolved with them
+	cfg        config.Config
+	cat        *catalog.Catalog
+	ivals      *intervals.Set
+	progress   io.Writer // download/build progress, kept-guest notes; nil: none
+	lines      io.Writer // one line per check (the CLI); nil: none
+	verbose    bool
+	onEvent    func(machine.Event) // live progress (WithEvents); nil: none
+	linePrefix bool                // "[template] " before check lines
+	params     map[string]string   // --set: every template is resolved with them
 
 	testImages func() (testImageData, error) // built once per run
 	tool       version.Info                  // what produced the run, in every report

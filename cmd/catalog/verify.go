@@ -44,6 +44,8 @@ type verifyOptions struct {
 	timeout       time.Duration
 	intervals     string
 	failOnSkip    bool
+	quiet         bool
+	output        outputOptions
 }
 
 func newVerifyCmd(a *app) *cobra.Command {
@@ -66,9 +68,21 @@ Ginkgo specs that 'go test ./suites/...' runs.
 Every flag, environment value and template is checked before anything is
 downloaded, built or booted: a mistake ends verify at once with exit 2.
 
-It prints one line per check and a verdict per template: PASS, FAIL (with the
-reason and the artifact path) or SKIPPED (with the reason, e.g. the engine's
-installer cannot be reached).
+It shows each phase as it starts and ends (image, launch, kernel, userspace,
+ssh, cloud-init with each provisioning step as the guest finishes it, probes,
+each check) with its elapsed time: on a terminal a live status line per
+running template below the finished lines; piped (CI), one plain line per
+event, "HH:MM:SS [template] phase kernel done 4.1s". An image build's output
+is summarised (its full log is <artifacts>/<template>/image-build.log). -q
+prints the verdicts only; -v adds detail (Ginkgo's reporter, logs). Then one
+line per check and a verdict per template: PASS, FAIL (with the reason and the
+artifact path) or SKIPPED (with the reason, e.g. the engine's installer cannot
+be reached), and a summary table (template, arch, accelerator, result, time,
+flaky). With several templates every line carries its [template].
+
+--output json prints the events as JSON lines on stdout (keys time,
+template, kind, phase, step, result, seconds, detail) and the human lines on
+stderr.
 
 After a template's first successful provisioning its disk is kept in the cache
 (keyed by image digest, resolved template and rendered user-data), so the next
@@ -115,6 +129,8 @@ verify of the same template starts from it and skips provisioning.
 		"YAML file overriding named intervals (timeouts), e.g. default/wait-ssh: 5m (env GUESTCATALOG_INTERVALS)")
 	f.BoolVar(&o.failOnSkip, "fail-on-skip", env.FailOnSkip,
 		"exit 1 when every template was SKIPPED (env GUESTCATALOG_FAIL_ON_SKIP)")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print the verdicts only")
+	addOutputFlag(cmd, &o.output, false, outputTable, outputJSON)
 	return cmd
 }
 
@@ -154,6 +170,12 @@ func (a *app) planVerify(ctx context.Context, o verifyOptions, args []string) (*
 	}
 	if o.timeout <= 0 {
 		return nil, usagef("--timeout %s: want a positive duration", o.timeout)
+	}
+	if _, err := o.output.get(); err != nil {
+		return nil, err
+	}
+	if o.quiet && a.verbose {
+		return nil, usagef("-q and -v: choose one")
 	}
 	if o.labelFilter != "" {
 		if _, err := types.ParseLabelFilter(o.labelFilter); err != nil {
@@ -218,8 +240,26 @@ func (a *app) verifyInProcess(ctx context.Context, out io.Writer, o verifyOption
 			return err
 		}
 	}
+	format, _ := o.output.get() // checked by planVerify
+	var jsonW io.Writer
+	if format == outputJSON {
+		// Events on stdout, the human lines on stderr.
+		jsonW, out = out, a.streams.ErrOut
+	}
+	rend := newRenderer(out, jsonW, isTerminal(out), o.quiet, a.verbose)
+	rctx, stopRender := context.WithCancel(ctx)
+	rendered := make(chan struct{})
+	go func() { defer close(rendered); rend.Run(rctx) }()
+	defer func() { stopRender(); <-rendered }()
+	lines := rend.Writer()
+	out = lines
+	var checkLines io.Writer = lines
+	if o.quiet {
+		checkLines = nil
+	}
 	run, err := framework.NewRun(ctx, p.cfg, framework.WithCatalog(p.cat), framework.WithParams(p.params),
-		framework.WithProgress(a.streams.ErrOut), framework.WithCheckLines(out), framework.WithVerbose(a.verbose))
+		framework.WithProgress(a.streams.ErrOut), framework.WithCheckLines(checkLines), framework.WithVerbose(a.verbose),
+		framework.WithEvents(rend.Event), framework.WithLinePrefix(len(p.names) > 1))
 	if err != nil {
 		return usageError{err}
 	}
@@ -251,8 +291,10 @@ func (a *app) verifyInProcess(ctx context.Context, out io.Writer, o verifyOption
 		}
 		reporterConfig.JUnitReport = filepath.Join(p.cfg.ReportDir, "junit.xml")
 	}
-	for _, n := range p.names {
-		fmt.Fprintf(out, "%s\n", n)
+	if !o.quiet {
+		for _, n := range p.names {
+			fmt.Fprintf(out, "%s\n", n)
+		}
 	}
 	gomega.RegisterFailHandler(ginkgo.Fail)
 	t := &failT{}
@@ -277,7 +319,11 @@ func (a *app) verifyInProcess(ctx context.Context, out io.Writer, o verifyOption
 			reps = append(reps, &report.Template{Template: n, Result: report.Skip, Reason: "no spec ran (label filter or interrupted run)"})
 		}
 	}
+	stopRender()
+	<-rendered
+	out = lines
 	ok := report.Summary(out, reps) && !t.failed
+	printSummaryTable(out, reps)
 	if kept := run.Kept(); len(kept) > 0 {
 		// QEMU dies with this process: stay until the user is done.
 		fmt.Fprintf(out, "\n%d failed guest(s) kept running (--keep-on-failure):\n", len(kept))
@@ -400,7 +446,9 @@ func (a *app) verifyParallel(ctx context.Context, out io.Writer, o verifyOptions
 		}
 	}
 	fmt.Fprintln(out)
-	return verdict(report.Summary(out, reps), reps, p.cfg.FailOnSkip)
+	ok := report.Summary(out, reps)
+	printSummaryTable(out, reps)
+	return verdict(ok, reps, p.cfg.FailOnSkip)
 }
 
 // childArgs is the command line of one template's child process: the

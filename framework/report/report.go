@@ -58,6 +58,19 @@ type Check struct {
 	Result  Result  `json:"result"`
 	Seconds float64 `json:"seconds"`
 	Message string  `json:"message,omitempty"`
+	// Attempts is how often the spec ran (Ginkgo FlakeAttempts), when
+	// more than once: a check that passed on a later attempt is flaky.
+	Attempts int `json:"attempts,omitempty"`
+}
+
+// Flaky says some check needed more than one attempt.
+func (t *Template) Flaky() bool {
+	for _, c := range t.Checks {
+		if c.Attempts > 1 {
+			return true
+		}
+	}
+	return false
 }
 
 // Template is report.json: the verdict for one template.
