@@ -149,6 +149,7 @@ built-in ones for every command.
 		newDoctorCmd(a), newGcCmd(a), newImagesCmd(a), newVersionCmd(a),
 	)
 	wrapArgs(root)
+	a.registerFlagCompletions(root)
 	for _, c := range root.Commands() {
 		switch c.Name() {
 		case "show", "validate", "render", "pull", "build-image", "verify", "matrix":
