@@ -65,7 +65,9 @@ func newCacheDirCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "dir",
 		Short: "Print the download cache directory",
-		Args:  cobra.NoArgs,
+		Example: `  catalog cache dir
+  catalog --cache-dir /srv/guestcatalog cache dir`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.newDownloadCache(cmd.ErrOrStderr(), nil)
 			if err != nil {
@@ -92,6 +94,8 @@ With --output json (or yaml) it prints an array of objects with the keys key, di
 (the mirror URL it came from, if any), digest, verified (false for templates
 without a digest: the digest was then computed), size, path, decompressed,
 fetchedAt, lastUsed, complete, partialSize and diskUsage.`,
+		Example: `  catalog cache ls
+  catalog cache ls -o json | jq -r '.[] | select(.complete) | .url'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.newDownloadCache(cmd.ErrOrStderr(), nil)
@@ -229,7 +233,8 @@ func newCacheVerifyCmd(a *app) *cobra.Command {
 when it was downloaded (and each decompressed image against the hash taken when
 it was decompressed). A corrupt entry is removed, so the next pull downloads it
 again; the exit status is 1 if any was. It never uses the network.`,
-		Args: cobra.NoArgs,
+		Example: `  catalog cache verify`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.newDownloadCache(cmd.ErrOrStderr(), nil)
 			if err != nil {

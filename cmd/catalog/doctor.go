@@ -75,6 +75,8 @@ so).
 The exit code is 1 when something essential is missing (QEMU, qemu-img, an
 accelerator that boots a guest, SeaBIOS; with --offline also mmdebstrap and
 mkfs.ext4, since offline every image is built locally).`,
+		Example: `  catalog doctor
+  catalog doctor --no-probe -o json | jq .accelerator`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			format, err := o.output.get()

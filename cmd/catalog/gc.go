@@ -30,6 +30,8 @@ lives, and anything without a valid owner.json, are kept.
 Run dirs live under $GUESTCATALOG_RUNTIME_DIR, else $XDG_RUNTIME_DIR/guestcatalog,
 else <tmp>/guestcatalog-<uid>. Normally nothing is left: QEMU stops when its
 context ends and dies with its parent (Pdeathsig).`,
+		Example: `  catalog gc --dry-run
+  catalog gc -o json | jq -r '.removed[].dir'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := []qemu.GcOption{qemu.GcRoot(runRoot), qemu.GcDryRun(dryRun)}
