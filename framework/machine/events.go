@@ -30,7 +30,7 @@ type Event struct {
 // console shows them (cloudinit's runner prints "guestcatalog: <UTC time>
 // START|OK|FAILED <step> (...)"; cloud-init copies runcmd output to the
 // console). Lines are matched anywhere: the console may prefix them.
-var provisionLineRE = regexp.MustCompile(`guestcatalog: \S+ (START|OK|FAILED) (\S+) \(([^)]*)\)`)
+var provisionLineRE = regexp.MustCompile(`guestcatalog: \S+ (START|OK|FAILED) (\S+)(?: \(([^)]*)\))?\s*$`)
 
 // parseProvisionLine reads a runner line into a step event (without
 // template and time).

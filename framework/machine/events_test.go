@@ -47,6 +47,8 @@ func TestParseProvisionLine(t *testing.T) {
 		"[   40.1] cloud-init[812]: guestcatalog: 2026-12-07T03:00:00Z START 02-x (user)": {Kind: EventStep, Phase: PhaseCloudInit, Step: "02-x", Detail: "user"},
 		"guestcatalog: 2026-12-07T03:00:00Z FAILED 03-y (exit 2)":                         {Kind: EventStep, Phase: PhaseCloudInit, Step: "03-y", Result: ResultFailed, Detail: "exit 2"},
 		"guestcatalog: 2026-12-07T03:00:00Z provisioning template debian-13":              nil,
+		"[  142.0] cloud-init[424]: guestcatalog: 2026-12-07T04:01:56Z OK packages":       {Kind: EventStep, Phase: PhaseCloudInit, Step: "packages", Result: ResultOK},
+		"guestcatalog: 2026-12-07T03:00:00Z OK a (1s) trailing":                           nil,
 		"Started docker.service": nil,
 	} {
 		got, ok := parseProvisionLine(line)
