@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,4 +107,14 @@ TEMPLATE  ARCH    ACCELERATOR  RESULT   TIME   FLAKY
 a         x86_64  -            SKIPPED  0s     no
 b         x86_64  tcg          PASS     1m01s  yes
 `, out.String())
+}
+
+// verify --parallel prefixes its children's lines with their template,
+// except the event lines that already carry it.
+func TestPrefixWriterNoDoublePrefix(t *testing.T) {
+	var out bytes.Buffer
+	var mu sync.Mutex
+	w := &prefixWriter{mu: &mu, w: &out, prefix: "[a] "}
+	_, _ = w.Write([]byte("03:00:00 [a] phase kernel done 1.0s\n  PASS  1.0s  x\n"))
+	assert.Equal(t, "03:00:00 [a] phase kernel done 1.0s\n[a]   PASS  1.0s  x\n", out.String())
 }

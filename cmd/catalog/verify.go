@@ -480,6 +480,9 @@ func (a *app) childArgs(o verifyOptions, p *verifyPlan, name, reportDir string) 
 	if a.verbose {
 		args = append(args, "-v")
 	}
+	if o.quiet {
+		args = append(args, "-q")
+	}
 	return args
 }
 
@@ -516,7 +519,11 @@ func (p *prefixWriter) Flush() {
 func (p *prefixWriter) emit(line []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, _ = io.WriteString(p.w, p.prefix)
+	// A child's event lines carry their template already
+	// ("15:04:05 [name] phase ..."): no second prefix.
+	if !bytes.HasPrefix(line[min(len(line), len("15:04:05 ")):], []byte(p.prefix)) {
+		_, _ = io.WriteString(p.w, p.prefix)
+	}
 	_, _ = p.w.Write(line)
 }
 
