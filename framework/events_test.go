@@ -5,11 +5,15 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/onsi/ginkgo/v2/types"
+
 	"github.com/guestcatalog/guestcatalog/framework/machine"
+	"github.com/guestcatalog/guestcatalog/framework/report"
 )
 
 // Image build output (mmdebstrap lines, download progress redrawn with \r)
@@ -40,4 +44,24 @@ func TestImageProgressLinesAndLog(t *testing.T) {
 	w, done = r.imageProgress("t", dir)
 	defer done()
 	assert.Equal(t, r.progress, w)
+}
+
+// With several templates every check line carries its template, and each
+// spec is an event as it starts and ends.
+func TestRecordSpecPrefixAndEvents(t *testing.T) {
+	var lines bytes.Buffer
+	var evs []machine.Event
+	r := &Run{reports: map[string]*report.Template{}, bootEnds: map[string]time.Time{}, lines: &lines,
+		linePrefix: true, onEvent: func(e machine.Event) { evs = append(evs, e) }}
+	start := time.Now()
+	spec := types.SpecReport{LeafNodeType: types.NodeTypeIt, LeafNodeText: "docker: run", State: types.SpecStateFailed,
+		StartTime: start, EndTime: start.Add(2 * time.Second), NumAttempts: 2, Failure: types.Failure{Message: "exit 1\nmore"}}
+	r.SpecStarting("a", spec)
+	r.RecordSpec("a", spec)
+	assert.Equal(t, "[a]   FAIL       2.0s  docker: run\n[a]            exit 1\n", lines.String())
+	require.Len(t, evs, 2)
+	assert.Equal(t, machine.EventStart, evs[0].Kind)
+	assert.Equal(t, machine.Event{Template: "a", Kind: machine.EventEnd, Phase: PhaseCheck, Step: "docker: run", Result: "fail",
+		Elapsed: 2 * time.Second, Detail: "exit 1 ...", Time: evs[1].Time}, evs[1])
+	assert.True(t, r.Reports()[0].Flaky(), "two attempts")
 }

@@ -84,6 +84,9 @@ func (run *Run) RecordSpec(template string, r types.SpecReport) {
 			c.Message = r.State.String() + ": " + c.Message
 		}
 	}
+	if r.NumAttempts > 1 {
+		c.Attempts = r.NumAttempts
+	}
 	rep := run.reportFor(template)
 	run.mu.Lock()
 	rep.Checks = append(rep.Checks, c)
@@ -96,9 +99,6 @@ func (run *Run) RecordSpec(template string, r types.SpecReport) {
 	rep.Finish()
 	out := run.lines
 	run.mu.Unlock()
-	if r.NumAttempts > 1 {
-		c.Attempts = r.NumAttempts
-	}
 	run.emit(machine.Event{Template: template, Kind: machine.EventEnd, Phase: PhaseCheck, Step: c.Name,
 		Result: string(c.Result), Elapsed: time.Duration(c.Seconds * float64(time.Second)), Detail: firstLine(c.Message)})
 	if out != nil {

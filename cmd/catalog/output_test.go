@@ -114,3 +114,15 @@ provision:
 	assert.Equal(t, validationProblem{File: file, Line: 7, Column: 11, Field: "provision[0].mode",
 		Message: `must be one of system, user, boot, data, packages, not "script"`, Severity: "error"}, *got)
 }
+
+// verify's output flags are checked up front (exit 2, nothing runs).
+func TestVerifyOutputFlagsChecked(t *testing.T) {
+	for args, want := range map[string]string{
+		"-o yaml": `--output "yaml": want table or json`,
+		"-q -v":   "-q and -v: choose one",
+	} {
+		_, errOut, code := runCLIEnv(t, []string{"GUESTCATALOG_CACHE=" + t.TempDir()}, append([]string{"verify", "debian-13"}, strings.Fields(args)...)...)
+		assert.Equal(t, ExitUsage, code, args)
+		assert.Contains(t, errOut, want, args)
+	}
+}

@@ -101,6 +101,15 @@ func (r *renderer) Event(ev machine.Event) {
 
 // track keeps each template's current phase for the status line.
 func (r *renderer) track(ev machine.Event) {
+	if ev.Kind == machine.EventStart && ev.Phase == framework.PhaseImage {
+		// One process verifies its templates one after the other: the
+		// next template's start ends the others' status.
+		for _, n := range append([]string(nil), r.order...) {
+			if n != ev.Template {
+				r.doneLocked(n)
+			}
+		}
+	}
 	s, ok := r.running[ev.Template]
 	if !ok {
 		s = &liveState{start: ev.Time, since: ev.Time}
@@ -119,6 +128,11 @@ func (r *renderer) track(ev machine.Event) {
 func (r *renderer) Done(template string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.doneLocked(template)
+	r.redrawLocked()
+}
+
+func (r *renderer) doneLocked(template string) {
 	delete(r.running, template)
 	for i, n := range r.order {
 		if n == template {
@@ -126,7 +140,6 @@ func (r *renderer) Done(template string) {
 			break
 		}
 	}
-	r.redrawLocked()
 }
 
 // line is the plain line of an event, if it gets one.

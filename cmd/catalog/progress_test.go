@@ -118,3 +118,18 @@ func TestPrefixWriterNoDoublePrefix(t *testing.T) {
 	_, _ = w.Write([]byte("03:00:00 [a] phase kernel done 1.0s\n  PASS  1.0s  x\n"))
 	assert.Equal(t, "03:00:00 [a] phase kernel done 1.0s\n[a]   PASS  1.0s  x\n", out.String())
 }
+
+// Templates of one process run one after the other: the next one's start
+// ends the previous one's status.
+func TestRendererNextTemplateEndsStatus(t *testing.T) {
+	var out bytes.Buffer
+	r := newRenderer(&out, nil, true, false, false)
+	now := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	r.now = func() time.Time { return now }
+	r.Event(machine.Event{Template: "a", Kind: machine.EventStart, Phase: framework.PhaseCheck, Step: "x", Time: now})
+	r.Event(machine.Event{Template: "b", Kind: machine.EventStart, Phase: framework.PhaseImage, Time: now})
+	out.Reset()
+	now = now.Add(time.Second)
+	r.Tick()
+	assert.Equal(t, "\r\x1b[K[b] image 1s (total 1s)", out.String())
+}
