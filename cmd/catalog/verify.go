@@ -362,6 +362,12 @@ func (t *failT) Fail() { t.failed = true }
 // (and no more than the host's free memory holds), and merges their reports.
 func (a *app) verifyParallel(ctx context.Context, out io.Writer, o verifyOptions, p *verifyPlan) error {
 	names := p.names
+	// --output json: the children's event lines (their stdout) pass
+	// through to stdout as they are; every human line goes to stderr.
+	var events io.Writer
+	if format, _ := o.output.get(); format == outputJSON {
+		events, out = out, a.streams.ErrOut
+	}
 	self := a.self
 	if self == "" {
 		var err error
@@ -414,10 +420,18 @@ func (a *app) verifyParallel(ctx context.Context, out io.Writer, o verifyOptions
 			cmd.WaitDelay = 2 * time.Second
 			w := &prefixWriter{mu: &mu, w: out, prefix: "[" + name + "] "}
 			cmd.Stdout, cmd.Stderr = w, w
+			var ev *prefixWriter
+			if events != nil {
+				ev = &prefixWriter{mu: &mu, w: events}
+				cmd.Stdout = ev
+			}
 			// With *os.File-less writers exec copies the output itself and
 			// Wait returns only once both copies are done.
 			_ = cmd.Run()
 			w.Flush()
+			if ev != nil {
+				ev.Flush()
+			}
 		}()
 	}
 	wg.Wait()
@@ -482,6 +496,9 @@ func (a *app) childArgs(o verifyOptions, p *verifyPlan, name, reportDir string) 
 	}
 	if o.quiet {
 		args = append(args, "-q")
+	}
+	if f, _ := o.output.get(); f == outputJSON {
+		args = append(args, "--output", "json")
 	}
 	return args
 }

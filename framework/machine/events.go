@@ -3,6 +3,7 @@ package machine
 import (
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -43,7 +44,7 @@ func parseProvisionLine(line string) (Event, bool) {
 	switch m[1] {
 	case "OK":
 		ev.Result = ResultOK
-		if s, err := strconv.Atoi(trimSuffix(m[3], "s")); err == nil {
+		if s, err := strconv.Atoi(strings.TrimSuffix(m[3], "s")); err == nil {
 			ev.Elapsed = time.Duration(s) * time.Second
 		}
 	case "FAILED":
@@ -52,13 +53,6 @@ func parseProvisionLine(line string) (Event, bool) {
 		ev.Detail = m[3]
 	}
 	return ev, true
-}
-
-func trimSuffix(s, suf string) string {
-	if len(s) >= len(suf) && s[len(s)-len(suf):] == suf {
-		return s[:len(s)-len(suf)]
-	}
-	return s
 }
 
 // emit sends ev to the machine's OnEvent, stamped with the template and
