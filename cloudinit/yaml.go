@@ -3,6 +3,7 @@ package cloudinit
 import (
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -90,6 +91,14 @@ func writeValue(b *strings.Builder, v node, indent int) error {
 		fmt.Fprintf(b, " %t\n", v)
 	case int:
 		fmt.Fprintf(b, " %d\n", v)
+	case float64:
+		// 'g' with a forced decimal point or exponent, so it reads back as
+		// a float, never as an int.
+		f := strconv.FormatFloat(v, 'g', -1, 64)
+		if !strings.ContainsAny(f, ".eEIN") {
+			f += ".0"
+		}
+		fmt.Fprintf(b, " %s\n", f)
 	case seq:
 		if len(v) == 0 {
 			b.WriteString(" []\n")

@@ -47,7 +47,15 @@ func (r *Run) Boot(ctx SpecContext, name string) *Guest {
 	}
 
 	imageStart := time.Now()
-	img, err := image.Resolve(ctx, t, cfg.Arch, r.imageOptions(logger)...)
+	r.emit(machine.Event{Template: t.Name, Kind: machine.EventStart, Phase: PhaseImage, Time: imageStart})
+	progress, closeProgress := r.imageProgress(t.Name, artifacts)
+	img, err := image.Resolve(ctx, t, cfg.Arch, r.imageOptions(logger, progress)...)
+	closeProgress()
+	imageEnd := machine.Event{Template: t.Name, Kind: machine.EventEnd, Phase: PhaseImage, Result: machine.ResultOK, Elapsed: time.Since(imageStart)}
+	if err != nil {
+		imageEnd.Result, imageEnd.Detail = machine.ResultFailed, err.Error()
+	}
+	r.emit(imageEnd)
 	if err != nil {
 		if reason, ok := image.Unavailable(err); ok {
 			Skip(fmt.Sprintf("no image for %s/%s here: %s", t.Name, cfg.Arch, reason))
@@ -74,6 +82,7 @@ func (r *Run) Boot(ctx SpecContext, name string) *Guest {
 		RunRoot:       cfg.RunRoot,
 		// issue 11: a failure before userspace is infrastructure, retried once.
 		RetryInfra: true,
+		OnEvent:       r.onEvent,
 	}
 	m, err := r.startMachine(ctx, cfg, t, img, mcfg, rep)
 	// --- issue 11 hook (c-verified): a retried start is flaky; report.json
@@ -140,7 +149,7 @@ func (r *Run) bootLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-func (r *Run) imageOptions(logger *slog.Logger) []image.Option {
+func (r *Run) imageOptions(logger *slog.Logger, progress io.Writer) []image.Option {
 	cfg := &r.cfg
 	opts := []image.Option{image.WithLogger(logger)}
 	if cfg.Offline {
@@ -152,8 +161,8 @@ func (r *Run) imageOptions(logger *slog.Logger) []image.Option {
 	if len(cfg.Mirrors) > 0 {
 		opts = append(opts, image.WithMirrors(cfg.Mirrors))
 	}
-	if r.progress != nil {
-		opts = append(opts, image.WithProgress(r.progress))
+	if progress != nil {
+		opts = append(opts, image.WithProgress(progress))
 	}
 	return opts
 }

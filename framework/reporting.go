@@ -10,6 +10,7 @@ import (
 	"github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
 
+	"github.com/guestcatalog/guestcatalog/framework/machine"
 	"github.com/guestcatalog/guestcatalog/framework/report"
 )
 
@@ -31,7 +32,7 @@ func (r *Run) recordBoot(template string, rep *report.Template, took time.Durati
 	for _, p := range rep.Phases {
 		phases = append(phases, fmt.Sprintf("%s %.1fs", p.Name, p.Seconds))
 	}
-	fmt.Fprintf(out, "  %-7s %6.1fs  guest ready on %s (%s disk): %s\n", "READY", took.Seconds(), rep.Accelerator, rep.Provisioned, strings.Join(phases, ", "))
+	fmt.Fprintf(out, "%s  %-7s %6.1fs  guest ready on %s (%s disk): %s\n", "READY", r.prefix(template), took.Seconds(), rep.Accelerator, rep.Provisioned, strings.Join(phases, ", "))
 }
 
 // notice prints a line the user must see at default verbosity (the CLI's
@@ -53,7 +54,8 @@ func (r *Run) reportFor(name string) *report.Template {
 	defer r.mu.Unlock()
 	rep, ok := r.reports[name]
 	if !ok {
-		rep = &report.Template{Template: name, Arch: r.cfg.Arch, Started: time.Now()}
+		tool := r.tool
+		rep = &report.Template{Template: name, Arch: r.cfg.Arch, Started: time.Now(), Tool: &tool}
 		r.reports[name] = rep
 	}
 	return rep
@@ -95,6 +97,9 @@ func (run *Run) RecordSpec(template string, r types.SpecReport) {
 			c.Message = r.State.String() + ": " + c.Message
 		}
 	}
+	if r.NumAttempts > 1 {
+		c.Attempts = r.NumAttempts
+	}
 	rep := run.reportFor(template)
 	run.mu.Lock()
 	rep.Checks = append(rep.Checks, c)
@@ -107,8 +112,10 @@ func (run *Run) RecordSpec(template string, r types.SpecReport) {
 	rep.Finish()
 	out := run.lines
 	run.mu.Unlock()
+	run.emit(machine.Event{Template: template, Kind: machine.EventEnd, Phase: PhaseCheck, Step: c.Name,
+		Result: string(c.Result), Elapsed: time.Duration(c.Seconds * float64(time.Second)), Detail: firstLine(c.Message)})
 	if out != nil {
-		fmt.Fprintln(out, report.CheckLine(c))
+		fmt.Fprintln(out, run.prefix(template)+strings.ReplaceAll(report.CheckLine(c), "\n", "\n"+run.prefix(template)))
 	}
 	if dir := run.cfg.ReportDir; dir != "" {
 		// The report is rewritten after every spec, so a killed run still

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
 	"github.com/guestcatalog/guestcatalog/framework/report"
 	"github.com/guestcatalog/guestcatalog/framework/testimage"
+	"github.com/guestcatalog/guestcatalog/framework/version"
 )
 
 // Run is one verification run: the catalog it draws templates from, the
@@ -27,15 +27,18 @@ import (
 // (framework/config); specs get it as an argument. It holds all of the
 // framework's state: two Runs in one process share nothing.
 type Run struct {
-	cfg      config.Config
-	cat      *catalog.Catalog
-	ivals    *intervals.Set
-	progress io.Writer // download/build progress, kept-guest notes; nil: none
-	lines    io.Writer // one line per check (the CLI); nil: none
-	verbose  bool
-	params   map[string]string // --set: every template is resolved with them
+	cfg        config.Config
+	cat        *catalog.Catalog
+	ivals      *intervals.Set
+	progress   io.Writer // download/build progress, kept-guest notes; nil: none
+	lines      io.Writer // one line per check (the CLI); nil: none
+	verbose    bool
+	onEvent    func(machine.Event) // live progress (WithEvents); nil: none
+	linePrefix bool                // "[template] " before check lines
+	params     map[string]string   // --set: every template is resolved with them
 
 	testImages func() (testImageData, error) // built once per run
+	tool       version.Info                  // what produced the run, in every report
 
 	mu       sync.Mutex
 	reports  map[string]*report.Template
@@ -75,7 +78,7 @@ func NewRun(ctx context.Context, cfg config.Config, opts ...RunOption) (*Run, er
 		return nil, fmt.Errorf("framework.NewRun: config.CacheDir must be set (config.DefaultCacheDir)")
 	}
 	if cfg.ArtifactsDir == "" {
-		cfg.ArtifactsDir = filepath.Join(os.TempDir(), "guestcatalog-artifacts")
+		cfg.ArtifactsDir = config.DefaultArtifactsDir(cfg.CacheDir)
 	}
 	if abs, err := filepath.Abs(cfg.ArtifactsDir); err == nil {
 		cfg.ArtifactsDir = abs
@@ -94,6 +97,7 @@ func NewRun(ctx context.Context, cfg config.Config, opts ...RunOption) (*Run, er
 		}
 	}
 	r.testImages = sync.OnceValues(buildTestImages)
+	r.tool = version.Get()
 	return r, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/guestcatalog/guestcatalog/framework/config"
+	"github.com/guestcatalog/guestcatalog/framework/version"
 )
 
 // Exit codes (README, `catalog --help`).
@@ -125,7 +126,9 @@ built-in ones for every command.
 ` + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().String(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	groupCmd(root)
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.cacheDir, "cache-dir", a.envCfg.CacheDir,
@@ -143,10 +146,11 @@ built-in ones for every command.
 	root.AddCommand(
 		newListCmd(a), newShowCmd(a), newValidateCmd(a), newRenderCmd(a), newPullCmd(a),
 		newBuildImageCmd(a), newVerifyCmd(a), newMatrixCmd(a), newReportCmd(a), newCacheCmd(a),
-		newDoctorCmd(a), newGcCmd(a), newImagesCmd(a),
+		newDoctorCmd(a), newGcCmd(a), newImagesCmd(a), newVersionCmd(a),
 		newUpCmd(a), newPsCmd(a), newShellCmd(a), newExecCmd(a), newCpCmd(a), newDownCmd(a), newRunCmd(a),
 	)
 	wrapArgs(root)
+	a.registerFlagCompletions(root)
 	for _, c := range root.Commands() {
 		switch c.Name() {
 		case "show", "validate", "render", "pull", "build-image", "verify", "matrix":
@@ -203,6 +207,10 @@ func (a *app) allMirrors() []string {
 // shared flags over them (verify applies its own on top).
 func (a *app) config() config.Config {
 	c := a.envCfg
+	if c.ArtifactsDir == config.DefaultArtifactsDir(c.CacheDir) {
+		// The default follows --cache-dir.
+		c.ArtifactsDir = config.DefaultArtifactsDir(a.cacheDir)
+	}
 	c.CacheDir = a.cacheDir
 	c.Offline = a.offline
 	c.Mirrors = a.allMirrors()

@@ -19,7 +19,7 @@ import (
 func newBuildImageCmd(a *app) *cobra.Command {
 	var (
 		force  bool
-		asJSON bool
+		output outputOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "build-image NAME|FILE",
@@ -63,9 +63,13 @@ and Debian's archive (the recipe's mirror) over the network, even with
 the paths of the result go to stdout.`,
 		Example: `  catalog build-image debian-13-containerd
   catalog build-image --force debian-containerd
-  catalog --cache-dir /srv/gc-cache build-image debian-13 --json`,
+  catalog --cache-dir /srv/gc-cache build-image debian-13 -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := output.get()
+			if err != nil {
+				return err
+			}
 			ts, err := a.argTemplates(cmd.Context(), args)
 			if err != nil {
 				return err
@@ -97,11 +101,11 @@ the paths of the result go to stdout.`,
 			if err != nil {
 				return fmt.Errorf("building the image of %s: %w", t.Name, err)
 			}
-			return printBuiltImage(cmd.OutOrStdout(), t.Name, art, asJSON)
+			return printBuiltImage(cmd.OutOrStdout(), t.Name, art, format == outputJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "rebuild even if the cache has the image")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	addOutputFlag(cmd, &output, true, outputTable, outputJSON)
 	return cmd
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -67,7 +66,9 @@ func newCacheDirCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "dir",
 		Short: "Print the download cache directory",
-		Args:  cobra.NoArgs,
+		Example: `  catalog cache dir
+  catalog --cache-dir /srv/guestcatalog cache dir`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.newDownloadCache(cmd.ErrOrStderr(), nil)
 			if err != nil {
@@ -81,8 +82,8 @@ func newCacheDirCmd(a *app) *cobra.Command {
 
 func newCacheLsCmd(a *app) *cobra.Command {
 	var (
-		asJSON bool
-		kinds  []string
+		o     outputOptions
+		kinds []string
 	)
 	cmd := &cobra.Command{
 		Use:     "ls",
@@ -95,12 +96,19 @@ recently used first: kind, name (URL, build recipe, template), size on disk,
 digest or detail, when it was last used, and the file a run uses. An
 interrupted download shows as "partial".
 
-With --json it prints an array of objects with the keys kind, name, dir, path,
+With --output json (or yaml) it prints an array of objects with the keys kind, name, dir, path,
 diskUsage, lastUsed, detail and, for downloads, download (key, url, source,
 digest, verified, size, path, decompressed, fetchedAt, lastUsed, complete,
 partialSize, diskUsage).`,
+		Example: `  catalog cache ls
+  catalog cache ls --kind provisioned
+  catalog cache ls -o json | jq -r '.[] | select(.kind == "download") | .download.url'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := o.get()
+			if err != nil {
+				return err
+			}
 			c, ks, err := a.openCaches(cmd, kinds)
 			if err != nil {
 				return err
@@ -109,10 +117,10 @@ partialSize, diskUsage).`,
 			if err != nil {
 				return err
 			}
-			return printCacheList(cmd.OutOrStdout(), entries, asJSON, time.Now())
+			return printCacheList(cmd.OutOrStdout(), entries, format, time.Now())
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array instead of a table")
+	addOutputFlag(cmd, &o, true)
 	cmd.Flags().StringSliceVar(&kinds, "kind", nil, "only these kinds: download, image, provisioned (default all)")
 	return cmd
 }
@@ -131,14 +139,12 @@ func (a *app) openCaches(cmd *cobra.Command, kinds []string) (*caches.Caches, []
 	return c, ks, err
 }
 
-func printCacheList(w io.Writer, entries []caches.Entry, asJSON bool, now time.Time) error {
-	if asJSON {
+func printCacheList(w io.Writer, entries []caches.Entry, format string, now time.Time) error {
+	if format != outputTable {
 		if entries == nil {
 			entries = []caches.Entry{}
 		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(entries)
+		return writeData(w, format, entries)
 	}
 	if len(entries) == 0 {
 		fmt.Fprintln(w, "the cache is empty")
@@ -260,6 +266,8 @@ that every saved guest's disk is a qcow2 on its base image holding its
 snapshot. A bad entry is removed, so the next run fetches, builds or
 provisions it again; the exit status is 1 if any was. It never uses the
 network. --kind chooses the kinds.`,
+		Example: `  catalog cache verify
+  catalog cache verify --kind download,image`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, ks, err := a.openCaches(cmd, kinds)

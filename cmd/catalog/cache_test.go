@@ -33,7 +33,7 @@ func TestPrintCacheList(t *testing.T) {
 			LastUsed: now.Add(-30 * time.Minute), Detail: "on build:trixie"},
 	}
 	var out bytes.Buffer
-	require.NoError(t, printCacheList(&out, entries, false, now))
+	require.NoError(t, printCacheList(&out, entries, outputTable, now))
 	assert.Equal(t, `KIND         NAME                           SIZE             DIGEST                                  LAST USED  PATH
 download     https://x/debian.qcow2         400 MiB          sha512:abababababab…                    3h ago     /c/downloads/k1/data
 download     https://x/latest.img.xz        1.0 MiB          sha256:cdcdcdcdcdcd… (no digest given)  40d ago    /c/downloads/k2/data.decompressed
@@ -44,10 +44,10 @@ provisioned  debian-13-docker               600 MiB          on build:trixie    
 `, out.String())
 
 	out.Reset()
-	require.NoError(t, printCacheList(&out, nil, true, now))
+	require.NoError(t, printCacheList(&out, nil, outputJSON, now))
 	assert.Equal(t, "[]\n", out.String())
 	out.Reset()
-	require.NoError(t, printCacheList(&out, nil, false, now))
+	require.NoError(t, printCacheList(&out, nil, outputTable, now))
 	assert.Equal(t, "the cache is empty\n", out.String())
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"github.com/guestcatalog/guestcatalog/catalog"
 	"io"
@@ -49,7 +48,7 @@ type doctorReport struct {
 }
 
 type doctorOptions struct {
-	asJSON  bool
+	output  outputOptions
 	kernel  string
 	noProbe bool
 }
@@ -76,10 +75,16 @@ so).
 The exit code is 1 when something essential is missing (QEMU, qemu-img, an
 accelerator that boots a guest, SeaBIOS; with --offline also mmdebstrap and
 mkfs.ext4, since offline every image is built locally).`,
+		Example: `  catalog doctor
+  catalog doctor --no-probe -o json | jq .accelerator`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := o.output.get()
+			if err != nil {
+				return err
+			}
 			rep := a.runDoctor(cmd.Context(), o, cmd.ErrOrStderr())
-			if err := printDoctor(cmd.OutOrStdout(), rep, o.asJSON); err != nil {
+			if err := printDoctor(cmd.OutOrStdout(), rep, format); err != nil {
 				return err
 			}
 			if !rep.OK {
@@ -89,9 +94,9 @@ mkfs.ext4, since offline every image is built locally).`,
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
 	f.StringVar(&o.kernel, "kernel", "", "Linux kernel for the accelerator probe boot (default: found in the cache or /boot)")
 	f.BoolVar(&o.noProbe, "no-probe", false, "skip the probe boots (the accelerator verdict then rests on /dev/kvm alone)")
+	addOutputFlag(cmd, &o.output, true)
 	return cmd
 }
 
@@ -390,11 +395,9 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%d MiB", n>>20)
 }
 
-func printDoctor(w io.Writer, rep doctorReport, asJSON bool) error {
-	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+func printDoctor(w io.Writer, rep doctorReport, format string) error {
+	if format != outputTable {
+		return writeData(w, format, rep)
 	}
 	for _, c := range rep.Checks {
 		lines := strings.Split(c.Detail, "\n")

@@ -15,7 +15,7 @@ func TestPrintDoctor(t *testing.T) {
 		{Name: "accelerator", Status: doctorOK, Detail: "tcg: kvm unusable; tcg works\ntcg kernel probe ok in 2.2s"},
 	}}
 	var b bytes.Buffer
-	require.NoError(t, printDoctor(&b, rep, false))
+	require.NoError(t, printDoctor(&b, rep, outputTable))
 	assert.Equal(t, ""+
 		"FAIL  qemu         qemu-system-x86_64 not found\n"+
 		"                   → apt-get install qemu-system-x86\n"+

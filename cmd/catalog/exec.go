@@ -39,9 +39,10 @@ command's exit code.`,
 
 func newShellCmd(a *app) *cobra.Command {
 	return &cobra.Command{
-		Use:   "shell INSTANCE",
-		Short: "Open a login shell in an instance",
-		Args:  cobra.ExactArgs(1),
+		Use:     "shell INSTANCE",
+		Short:   "Open a login shell in an instance",
+		Example: `  catalog shell debian-13-containerd`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.execIn(cmd.Context(), args[0], nil)
 		},

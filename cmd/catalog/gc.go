@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +17,7 @@ import (
 func newGcCmd(a *app) *cobra.Command {
 	var (
 		dryRun  bool
-		asJSON  bool
+		o       outputOptions
 		runRoot string
 	)
 	cmd := &cobra.Command{
@@ -38,8 +37,14 @@ guest was ready (killing the QEMU it had started); running instances stay.
 Run dirs live under $GUESTCATALOG_RUNTIME_DIR, else $XDG_RUNTIME_DIR/guestcatalog,
 else <tmp>/guestcatalog-<uid>. Normally nothing is left: QEMU stops when its
 context ends and dies with its parent (Pdeathsig).`,
+		Example: `  catalog gc --dry-run
+  catalog gc -o json | jq -r '.removed[].dir'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := o.get()
+			if err != nil {
+				return err
+			}
 			opts := []qemu.GcOption{qemu.GcRoot(runRoot), qemu.GcDryRun(dryRun)}
 			if a.verbose {
 				opts = append(opts, qemu.GcLogger(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))))
@@ -50,7 +55,7 @@ context ends and dies with its parent (Pdeathsig).`,
 			builds, berr := imagebuild.CleanInterrupted(a.cacheDir, dryRun)
 			ires, ierr := a.gcInstances(cmd.Context(), dryRun)
 			out := gcOutput{GcResult: res, InterruptedBuilds: builds, Instances: ires}
-			if perr := printGc(cmd.OutOrStdout(), out, asJSON, a.verbose); perr != nil {
+			if perr := printGc(cmd.OutOrStdout(), out, format, a.verbose); perr != nil {
 				return perr
 			}
 			return errors.Join(err, berr, ierr)
@@ -58,7 +63,7 @@ context ends and dies with its parent (Pdeathsig).`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&dryRun, "dry-run", false, "say what would be removed and killed; change nothing")
-	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	addOutputFlag(cmd, &o, true)
 	f.StringVar(&runRoot, "run-root", a.envCfg.RunRoot, "directory holding the run dirs (env "+qemu.EnvRunRoot+")")
 	return cmd
 }
@@ -71,10 +76,10 @@ type gcOutput struct {
 	Instances         instance.GcResult        `json:"instances"`
 }
 
-func printGc(w io.Writer, out gcOutput, asJSON, verbose bool) error {
+func printGc(w io.Writer, out gcOutput, format string, verbose bool) error {
 	res := out.GcResult
 	for _, b := range out.InterruptedBuilds {
-		if asJSON {
+		if format != outputTable {
 			break
 		}
 		switch {
@@ -90,7 +95,7 @@ func printGc(w io.Writer, out gcOutput, asJSON, verbose bool) error {
 			fmt.Fprintf(w, "removed interrupted build %s\n", b)
 		}
 	}
-	if asJSON {
+	if format != outputTable {
 		if res.Removed == nil {
 			res.Removed = []qemu.GcEntry{}
 		}
@@ -98,9 +103,7 @@ func printGc(w io.Writer, out gcOutput, asJSON, verbose bool) error {
 			res.Kept = []qemu.GcEntry{}
 		}
 		out.GcResult = res
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return writeData(w, format, out)
 	}
 	verb := "removed"
 	if res.DryRun {

@@ -66,9 +66,10 @@ written into the templates stay the upstream ones.`,
 
 func newImagesCheckCmd(a *app, o *imagesOptions) *cobra.Command {
 	var (
-		asJSON, asMarkdown bool
-		concurrency        int
-		dir                string
+		output      outputOptions
+		asMarkdown  bool
+		concurrency int
+		dir         string
 	)
 	cmd := &cobra.Command{
 		Use:   "check",
@@ -90,26 +91,29 @@ are warnings.
 By default it checks the shipped catalog (the image fragments, and templates
 that carry images themselves); --dir checks the YAML files under a directory.`,
 		Example: `  catalog images check
-  catalog images check --json | jq '.results[] | select(.digestStatus == "changed")'
+  catalog images check -o json | jq '.results[] | select(.digestStatus == "changed")'
   catalog images check --markdown >> "$GITHUB_STEP_SUMMARY"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if asJSON && asMarkdown {
+			if output.legacy && asMarkdown {
 				return errors.New("--json and --markdown: choose one")
 			}
-			format := "table"
-			switch {
-			case asJSON:
-				format = "json"
-			case asMarkdown:
+			format, err := output.get()
+			if err != nil {
+				return err
+			}
+			if asMarkdown {
+				if format != outputTable && format != "markdown" {
+					return usagef("--output %s and --markdown: choose one", format)
+				}
 				format = "markdown"
 			}
 			return a.runImagesCheck(cmd.Context(), cmd.OutOrStdout(), *o, dir, format, concurrency)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "check the YAML files under this directory instead of the shipped catalog")
-	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"results":[...],"summary":{...},"failed":bool}`)
-	cmd.Flags().BoolVar(&asMarkdown, "markdown", false, "print a Markdown table (for $GITHUB_STEP_SUMMARY)")
+	addOutputFlag(cmd, &output, true, outputTable, outputJSON, "markdown")
+	cmd.Flags().BoolVar(&asMarkdown, "markdown", false, "same as --output markdown: a Markdown table (for $GITHUB_STEP_SUMMARY)")
 	cmd.Flags().IntVar(&concurrency, "concurrency", 8, "images checked at once")
 	return cmd
 }
@@ -118,7 +122,7 @@ func newImagesUpdateCmd(a *app, o *imagesOptions) *cobra.Command {
 	var (
 		dryRun  bool
 		distros []string
-		asJSON  bool
+		output  outputOptions
 		dir     string
 	)
 	cmd := &cobra.Command{
@@ -142,14 +146,18 @@ root). Review the diff, then run ` + "`catalog images check`" + ` and verify the
   catalog images update --dir catalog/templates/images`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runImagesUpdate(cmd.Context(), cmd.OutOrStdout(), *o, dir, freshness.UpdateOptions{DryRun: dryRun, Distros: distros}, asJSON)
+			format, err := output.get()
+			if err != nil {
+				return err
+			}
+			return a.runImagesUpdate(cmd.Context(), cmd.OutOrStdout(), *o, dir, freshness.UpdateOptions{DryRun: dryRun, Distros: distros}, format == outputJSON)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", defaultTemplatesDir, "the template files to edit")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the changes, write nothing")
 	cmd.Flags().StringSliceVar(&distros, "distro", nil,
 		"only these distros (repeatable or comma-separated): "+strings.Join(freshness.Distros(), ", "))
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the changes as JSON")
+	addOutputFlag(cmd, &output, true, outputTable, outputJSON)
 	return cmd
 }
 

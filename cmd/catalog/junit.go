@@ -34,6 +34,11 @@ func mergeJUnit(files []string, dst string) error {
 	if len(all.TestSuites) == 0 {
 		return errNoJUnit
 	}
+	return writeJUnit(all, dst)
+}
+
+// writeJUnit writes suites to dst atomically.
+func writeJUnit(all reporters.JUnitTestSuites, dst string) error {
 	b, err := xml.MarshalIndent(all, "", "  ")
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -28,7 +27,7 @@ type listEntry struct {
 }
 
 func newListCmd(a *app) *cobra.Command {
-	var asJSON bool
+	var o outputOptions
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the templates of the catalog",
@@ -38,24 +37,28 @@ name, distro, engine, the architectures it has images for, its tier (nightly
 templates are verified every night, experimental ones on demand) and its
 aliases, the short names ` + "`catalog verify`" + ` also accepts.
 
-With --json it prints a JSON array of objects with the keys name, distro
+With --output json (or yaml) it prints a JSON array of objects with the keys name, distro
 (<name>-<release>), family, engine ("" for a plain distro), arch (a list),
 aliases, tier, description and source.
 
 A template that does not validate is left out and named on stderr; run
 ` + "`catalog validate`" + ` to see why.`,
 		Example: `  catalog list
-  catalog list --json | jq -r '.[] | select(.tier == "nightly") | .name'`,
+  catalog list -o json | jq -r '.[] | select(.tier == "nightly") | .name'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runList(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), asJSON)
+			f, err := o.get()
+			if err != nil {
+				return err
+			}
+			return a.runList(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array instead of a table")
+	addOutputFlag(cmd, &o, true)
 	return cmd
 }
 
-func (a *app) runList(ctx context.Context, out, errOut io.Writer, asJSON bool) error {
+func (a *app) runList(ctx context.Context, out, errOut io.Writer, format string) error {
 	c, err := a.loadCatalog(ctx)
 	if err != nil {
 		return err
@@ -69,10 +72,8 @@ func (a *app) runList(ctx context.Context, out, errOut io.Writer, asJSON bool) e
 	for _, t := range c.Templates() {
 		entries = append(entries, newListEntry(t))
 	}
-	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(entries)
+	if format != outputTable {
+		return writeData(out, format, entries)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tDISTRO\tENGINE\tARCH\tTIER\tALIASES")

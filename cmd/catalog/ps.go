@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -29,7 +28,7 @@ type psEntry struct {
 }
 
 func newPsCmd(a *app) *cobra.Command {
-	var asJSON bool
+	var o outputOptions
 	cmd := &cobra.Command{
 		Use:   "ps",
 		Short: "List the instances started with up",
@@ -37,8 +36,14 @@ func newPsCmd(a *app) *cobra.Command {
 arch, accelerator, uptime and SSH address. Status is running (its QEMU, the
 same process that was recorded, lives), starting (an up is still bringing it
 up) or dead (its QEMU is gone: 'catalog gc' or 'catalog down' removes it).`,
+		Example: `  catalog ps
+  catalog ps -o json | jq -r '.[] | select(.status == "running") | .name'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := o.get()
+			if err != nil {
+				return err
+			}
 			e, err := a.instanceEnv("", "")
 			if err != nil {
 				return err
@@ -47,14 +52,14 @@ up) or dead (its QEMU is gone: 'catalog gc' or 'catalog down' removes it).`,
 			if err != nil {
 				return err
 			}
-			return printPs(cmd.OutOrStdout(), l, time.Now(), asJSON, e.store.Dir())
+			return printPs(cmd.OutOrStdout(), l, time.Now(), format, e.store.Dir())
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the instances as a JSON array")
+	addOutputFlag(cmd, &o, true)
 	return cmd
 }
 
-func printPs(w io.Writer, l []*instance.Instance, now time.Time, asJSON bool, dir string) error {
+func printPs(w io.Writer, l []*instance.Instance, now time.Time, format string, dir string) error {
 	es := make([]psEntry, 0, len(l))
 	for _, i := range l {
 		st := i.Status()
@@ -66,10 +71,8 @@ func printPs(w io.Writer, l []*instance.Instance, now time.Time, asJSON bool, di
 		}
 		es = append(es, e)
 	}
-	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(es)
+	if format != outputTable {
+		return writeData(w, format, es)
 	}
 	if len(es) == 0 {
 		fmt.Fprintf(w, "no instances in %s (catalog up NAME starts one)\n", dir)

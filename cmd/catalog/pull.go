@@ -45,7 +45,7 @@ Progress goes to stderr (a bar on a terminal, a line every 5 s otherwise);
 one line per image goes to stdout. The exit status is 1 if any template got
 no image.`,
 		Example: `  catalog pull debian-13-docker
-  catalog pull --arch aarch64 ubuntu-24.04-k3s fedora-42-podman
+  catalog pull --arch aarch64 ubuntu-24.04-k3s fedora-44-podman
   catalog pull --mirror https://cloud.debian.org/images/=http://mirror.lan/debian-images/ debian-13`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, names []string) error {

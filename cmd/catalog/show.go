@@ -2,25 +2,28 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 
-	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
 
 	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/cloudinit"
 )
 
 func newShowCmd(a *app) *cobra.Command {
 	var sets []string
+	var o outputOptions
 	cmd := &cobra.Command{
 		Use:   "show NAME|FILE",
 		Short: "Print a template composed, defaulted and validated, as YAML",
 		Long: `show prints the template NAME (a name or an alias) as the framework uses it:
 its base: fragments composed in, defaults filled in, the steps and probes of
 other distros dropped. The first comment lines say which documents it was
-composed from. Fields come in a fixed order, so the output diffs well.
+composed from. Fields come in a fixed order, so the output diffs well. With
+--output json it prints the same template as one JSON object (no comments).
 
 A fragment's name (images/debian-13, engines/docker) prints the fragment
 composed with its own bases, without defaults.
@@ -29,16 +32,22 @@ How base: composes (from the catalog package):
 
 ` + catalog.MergeRules,
 		Example: `  catalog show ubuntu-k3s
-  catalog show ubuntu-k3s --set version=v1.35.4+k3s1 --set channel=latest`,
+  catalog show ubuntu-k3s --set version=v1.35.4+k3s1 --set channel=latest
+  catalog show debian-docker -o json | jq .engine`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			params, err := parseSets(sets)
 			if err != nil {
 				return err
 			}
-			return a.runShow(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], params)
+			f, err := o.get()
+			if err != nil {
+				return err
+			}
+			return a.runShow(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], params, f)
 		},
 	}
+	addOutputFlag(cmd, &o, false, outputYAML, outputJSON)
 	cmd.Flags().StringArrayVar(&sets, "set", nil,
 		"override a param the template declares, NAME=VALUE (repeatable); scripts read it as $PARAM_NAME")
 	return cmd
@@ -61,7 +70,7 @@ func parseSets(sets []string) (map[string]string, error) {
 	return params, nil
 }
 
-func (a *app) runShow(ctx context.Context, out, errOut io.Writer, name string, params map[string]string) error {
+func (a *app) runShow(ctx context.Context, out, errOut io.Writer, name string, params map[string]string, format string) error {
 	var paths []string
 	if isPath(name) {
 		paths = append(paths, name)
@@ -90,6 +99,11 @@ func (a *app) runShow(ctx context.Context, out, errOut io.Writer, name string, p
 		printProblems(errOut, r.Errors)
 		return exitError{ExitUsage}
 	}
+	if format == outputJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r.Template)
+	}
 	b, err := marshalTemplate(r.Template)
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", r.Name, err)
@@ -102,8 +116,9 @@ func (a *app) runShow(ctx context.Context, out, errOut io.Writer, name string, p
 	return err
 }
 
-// marshalTemplate encodes a template as YAML: struct fields in their
-// declaration order, map keys sorted, scripts as literal blocks.
+// marshalTemplate encodes a template as YAML with the project's one
+// emitter (cloudinit's): struct fields in their declaration order, map keys
+// sorted, scripts as literal blocks where they read back exactly.
 func marshalTemplate(t *catalog.Template) ([]byte, error) {
-	return yaml.MarshalWithOptions(t, yaml.UseLiteralStyleIfMultiline(true), yaml.IndentSequence(true))
+	return cloudinit.MarshalYAML(t)
 }

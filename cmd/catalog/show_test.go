@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -63,4 +65,34 @@ func TestShowSet(t *testing.T) {
 	_, errOut, code = runCLI(t, "show", name, "--set", "novalue")
 	assert.Equal(t, 2, code)
 	assert.Equal(t, "catalog: --set \"novalue\": want NAME=VALUE\n", errOut)
+}
+
+// A script whose first line is indented needs an indentation indicator in
+// a literal block; goccy/go-yaml's encoder wrote none, so show printed YAML
+// no parser reads. show uses cloudinit's writer, which quotes such a string.
+func TestShowIndentedScriptRoundTrips(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "indented.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`apiVersion: guestcatalog.dev/v1alpha1
+kind: Template
+name: indented
+description: a script whose first line is indented
+base: [images/debian-13, engines/containerd]
+provision:
+  - mode: system
+    description: indented
+    script: "  echo one\n  echo two\n"
+`), 0o644))
+	out, errOut, code := runCLI(t, "show", file)
+	require.Equal(t, ExitOK, code, errOut)
+	var tmpl catalog.Template
+	require.NoError(t, yaml.UnmarshalWithOptions([]byte(out), &tmpl, yaml.Strict()), out)
+	var found bool
+	for _, s := range tmpl.Provision {
+		if s.Description == "indented" {
+			found = true
+			assert.Equal(t, "  echo one\n  echo two\n", s.Script)
+		}
+	}
+	assert.True(t, found, out)
 }

@@ -107,3 +107,26 @@ func TestVerifyParallelCopiesLongLines(t *testing.T) {
 		assert.Contains(t, out.String(), "["+n+"] done "+n+"\n")
 	}
 }
+
+// verify --parallel --output json: the children's event lines reach stdout
+// untouched, their human lines stderr behind their template.
+func TestVerifyParallelJSONEvents(t *testing.T) {
+	dir := t.TempDir()
+	child := filepath.Join(dir, "child.sh")
+	script := "#!/bin/sh\nfor a; do [ \"$a\" = json ] && j=1; done\n[ -n \"$j\" ] || exit 3\nprintf '{\"template\":\"%s\"}\\n' \"$2\"; echo \"human $2\" >&2\n"
+	require.NoError(t, os.WriteFile(child, []byte(script), 0o755))
+	var out, errOut bytes.Buffer
+	a := &app{streams: IOStreams{Out: &out, ErrOut: &errOut}, self: child, env: testEnv()}
+	cfg := a.config()
+	cfg.CacheDir, cfg.ArtifactsDir = t.TempDir(), t.TempDir()
+	cat, err := catalog.LoadEmbedded()
+	require.NoError(t, err)
+	p := &verifyPlan{cfg: cfg, cat: cat, names: []string{"one", "two"}}
+	o := verifyOptions{parallel: 2, timeout: time.Minute, output: outputOptions{format: outputJSON, defFmt: outputTable, formats: []string{outputTable, outputJSON}}}
+	_ = a.verifyParallel(context.Background(), &out, o, p)
+	assert.Contains(t, out.String(), "{\"template\":\"one\"}\n")
+	assert.Contains(t, out.String(), "{\"template\":\"two\"}\n")
+	assert.NotContains(t, out.String(), "human")
+	assert.Contains(t, errOut.String(), "[one] human one\n")
+	assert.Contains(t, errOut.String(), "TEMPLATE", "the summary goes to stderr")
+}

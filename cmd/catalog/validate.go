@@ -11,6 +11,7 @@ import (
 )
 
 func newValidateCmd(a *app) *cobra.Command {
+	var o outputOptions
 	cmd := &cobra.Command{
 		Use:   "validate [NAME|FILE|DIR...]",
 		Short: "Check templates: strict load, composition, defaults, validation",
@@ -34,18 +35,29 @@ steps consistent with their mode, ports); then the composed template: a
 distro, an image, the name <distro>-<release>[-<engine>], an engine with
 provisioning for the distro; and aliases unique across the catalog.
 
+With --output json (or yaml) it prints {"results": [...], "checked", "passed",
+"failed", "warnings"}: per template its name, kind, source, ok and problems,
+each with file, line, column, field (the path, e.g. images[0].digest),
+message and severity (error or warning).
+
 The exit code is 2 (invalid input) if any template fails, else 0.`,
 		Example: `  catalog validate
   catalog validate my-template.yaml
-  catalog validate catalog/templates/engines/docker.yaml`,
+  catalog validate catalog/templates/engines/docker.yaml
+  catalog validate -o json my-template.yaml | jq '.results[].problems[]'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runValidate(cmd.Context(), cmd.OutOrStdout(), args)
+			f, err := o.get()
+			if err != nil {
+				return err
+			}
+			return a.runValidate(cmd.Context(), cmd.OutOrStdout(), args, f)
 		},
 	}
+	addOutputFlag(cmd, &o, false)
 	return cmd
 }
 
-func (a *app) runValidate(ctx context.Context, out io.Writer, args []string) error {
+func (a *app) runValidate(ctx context.Context, out io.Writer, args []string, format string) error {
 	var files, names []string
 	for _, arg := range args {
 		if isPath(arg) {
@@ -75,6 +87,16 @@ func (a *app) runValidate(ctx context.Context, out io.Writer, args []string) err
 	}
 	if len(results) == 0 {
 		return usagef("no template or fragment in %v", files)
+	}
+	if format != outputTable {
+		rep := validationReportOf(results)
+		if err := writeData(out, format, rep); err != nil {
+			return err
+		}
+		if rep.Failed > 0 {
+			return exitError{ExitUsage}
+		}
+		return nil
 	}
 	failed, warned := 0, 0
 	seen := map[string]bool{}

@@ -25,6 +25,7 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework"
 	"github.com/guestcatalog/guestcatalog/framework/config"
 	"github.com/guestcatalog/guestcatalog/framework/report"
+	"github.com/guestcatalog/guestcatalog/framework/version"
 	"github.com/guestcatalog/guestcatalog/suites/specs"
 )
 
@@ -44,6 +45,8 @@ type verifyOptions struct {
 	timeout       time.Duration
 	intervals     string
 	failOnSkip    bool
+	quiet         bool
+	output        outputOptions
 }
 
 func newVerifyCmd(a *app) *cobra.Command {
@@ -66,9 +69,21 @@ Ginkgo specs that 'go test ./suites/...' runs.
 Every flag, environment value and template is checked before anything is
 downloaded, built or booted: a mistake ends verify at once with exit 2.
 
-It prints one line per check and a verdict per template: PASS, FAIL (with the
-reason and the artifact path) or SKIPPED (with the reason, e.g. the engine's
-installer cannot be reached).
+It shows each phase as it starts and ends (image, launch, kernel, userspace,
+ssh, cloud-init with each provisioning step as the guest finishes it, probes,
+each check) with its elapsed time: on a terminal a live status line per
+running template below the finished lines; piped (CI), one plain line per
+event, "HH:MM:SS [template] phase kernel done 4.1s". An image build's output
+is summarised (its full log is <artifacts>/<template>/image-build.log). -q
+prints the verdicts only; -v adds detail (Ginkgo's reporter, logs). Then one
+line per check and a verdict per template: PASS, FAIL (with the reason and the
+artifact path) or SKIPPED (with the reason, e.g. the engine's installer cannot
+be reached), and a summary table (template, arch, accelerator, result, time,
+flaky). With several templates every line carries its [template].
+
+--output json prints the events as JSON lines on stdout (keys time,
+template, kind, phase, step, result, seconds, detail) and the human lines on
+stderr.
 
 After a template's first successful provisioning its disk is kept in the cache
 (keyed by image digest, resolved template and rendered user-data), so the next
@@ -101,7 +116,7 @@ verify of the same template starts from it and skips provisioning.
 	f.StringVar(&o.reportDir, "report-dir", env.ReportDir,
 		"write <dir>/<template>/report.json and <dir>/junit.xml (env GUESTCATALOG_REPORT_DIR)")
 	f.StringVar(&o.artifacts, "artifacts", env.ArtifactsDir,
-		"per-template artifacts: serial console, QEMU argv, QMP events, cloud-init logs, journal, phase timings (env ARTIFACTS)")
+		"per-template artifacts: serial console, QEMU argv, QMP events, cloud-init logs, journal, phase timings (env ARTIFACTS; default <cache-dir>/artifacts)")
 	f.BoolVar(&o.keepOnFailure, "keep-on-failure", env.KeepOnFailure,
 		"leave a failed guest running and print the SSH command to get in (stop it with Ctrl-C; env GUESTCATALOG_KEEP_ON_FAILURE)")
 	f.IntVar(&o.parallel, "parallel", 1,
@@ -117,6 +132,8 @@ verify of the same template starts from it and skips provisioning.
 		"YAML file overriding named intervals (timeouts), e.g. default/wait-ssh: 5m (env GUESTCATALOG_INTERVALS)")
 	f.BoolVar(&o.failOnSkip, "fail-on-skip", env.FailOnSkip,
 		"exit 1 when every template was SKIPPED (env GUESTCATALOG_FAIL_ON_SKIP)")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print the verdicts only")
+	addOutputFlag(cmd, &o.output, false, outputTable, outputJSON)
 	return cmd
 }
 
@@ -125,7 +142,10 @@ verify of the same template starts from it and skips provisioning.
 func (a *app) verifyConfig(o verifyOptions) config.Config {
 	c := a.config()
 	c.Accel, c.Arch, c.Tier = o.accel, o.arch, o.tier
-	c.ReportDir, c.ArtifactsDir = o.reportDir, o.artifacts
+	c.ReportDir = o.reportDir
+	if o.artifacts != a.envCfg.ArtifactsDir {
+		c.ArtifactsDir = o.artifacts // else a.config's, under --cache-dir
+	}
 	c.KeepOnFailure, c.Reuse = o.keepOnFailure, !o.noReuse
 	c.IntervalsFile, c.FailOnSkip = o.intervals, o.failOnSkip
 	return c
@@ -153,6 +173,12 @@ func (a *app) planVerify(ctx context.Context, o verifyOptions, args []string) (*
 	}
 	if o.timeout <= 0 {
 		return nil, usagef("--timeout %s: want a positive duration", o.timeout)
+	}
+	if _, err := o.output.get(); err != nil {
+		return nil, err
+	}
+	if o.quiet && a.verbose {
+		return nil, usagef("-q and -v: choose one")
 	}
 	if o.labelFilter != "" {
 		if _, err := types.ParseLabelFilter(o.labelFilter); err != nil {
@@ -220,8 +246,26 @@ func (a *app) verifyInProcess(ctx context.Context, out io.Writer, o verifyOption
 			return err
 		}
 	}
+	format, _ := o.output.get() // checked by planVerify
+	var jsonW io.Writer
+	if format == outputJSON {
+		// Events on stdout, the human lines on stderr.
+		jsonW, out = out, a.streams.ErrOut
+	}
+	rend := newRenderer(out, jsonW, isTerminal(out), o.quiet, a.verbose)
+	rctx, stopRender := context.WithCancel(ctx)
+	rendered := make(chan struct{})
+	go func() { defer close(rendered); rend.Run(rctx) }()
+	defer func() { stopRender(); <-rendered }()
+	lines := rend.Writer()
+	out = lines
+	var checkLines io.Writer = lines
+	if o.quiet {
+		checkLines = nil
+	}
 	run, err := framework.NewRun(ctx, p.cfg, framework.WithCatalog(p.cat), framework.WithParams(p.params),
-		framework.WithProgress(a.streams.ErrOut), framework.WithCheckLines(out), framework.WithVerbose(a.verbose))
+		framework.WithProgress(a.streams.ErrOut), framework.WithCheckLines(checkLines), framework.WithVerbose(a.verbose),
+		framework.WithEvents(rend.Event), framework.WithLinePrefix(len(p.names) > 1))
 	if err != nil {
 		return usageError{err}
 	}
@@ -253,14 +297,21 @@ func (a *app) verifyInProcess(ctx context.Context, out io.Writer, o verifyOption
 		}
 		reporterConfig.JUnitReport = filepath.Join(p.cfg.ReportDir, "junit.xml")
 	}
-	for _, n := range p.names {
-		fmt.Fprintf(out, "%s\n", n)
+	if !o.quiet {
+		for _, n := range p.names {
+			fmt.Fprintf(out, "%s\n", n)
+		}
 	}
 	gomega.RegisterFailHandler(ginkgo.Fail)
 	t := &failT{}
 	// RunSpecs handles SIGINT/SIGTERM itself: it interrupts the running
 	// node, runs cleanups (guests are shut down) and reports.
 	ginkgo.RunSpecs(t, "guestcatalog verify", suiteConfig, reporterConfig)
+	if reporterConfig.JUnitReport != "" {
+		if err := addJUnitProperties(reporterConfig.JUnitReport, junitProperties(version.Get())); err != nil {
+			fmt.Fprintln(a.streams.ErrOut, "verify: JUnit properties:", err)
+		}
+	}
 
 	fmt.Fprintln(out)
 	reps := run.Reports()
@@ -274,7 +325,11 @@ func (a *app) verifyInProcess(ctx context.Context, out io.Writer, o verifyOption
 			reps = append(reps, &report.Template{Template: n, Result: report.Skip, Reason: "no spec ran (label filter or interrupted run)"})
 		}
 	}
+	stopRender()
+	<-rendered
+	out = lines
 	ok := report.Summary(out, reps) && !t.failed
+	printSummaryTable(out, reps)
 	if kept := run.Kept(); len(kept) > 0 {
 		// QEMU dies with this process: stay until the user is done.
 		fmt.Fprintf(out, "\n%d failed guest(s) kept running (--keep-on-failure):\n", len(kept))
@@ -313,6 +368,12 @@ func (t *failT) Fail() { t.failed = true }
 // (and no more than the host's free memory holds), and merges their reports.
 func (a *app) verifyParallel(ctx context.Context, out io.Writer, o verifyOptions, p *verifyPlan) error {
 	names := p.names
+	// --output json: the children's event lines (their stdout) pass
+	// through to stdout as they are; every human line goes to stderr.
+	var events io.Writer
+	if format, _ := o.output.get(); format == outputJSON {
+		events, out = out, a.streams.ErrOut
+	}
 	self := a.self
 	if self == "" {
 		var err error
@@ -365,10 +426,18 @@ func (a *app) verifyParallel(ctx context.Context, out io.Writer, o verifyOptions
 			cmd.WaitDelay = 2 * time.Second
 			w := &prefixWriter{mu: &mu, w: out, prefix: "[" + name + "] "}
 			cmd.Stdout, cmd.Stderr = w, w
+			var ev *prefixWriter
+			if events != nil {
+				ev = &prefixWriter{mu: &mu, w: events}
+				cmd.Stdout = ev
+			}
 			// With *os.File-less writers exec copies the output itself and
 			// Wait returns only once both copies are done.
 			_ = cmd.Run()
 			w.Flush()
+			if ev != nil {
+				ev.Flush()
+			}
 		}()
 	}
 	wg.Wait()
@@ -389,13 +458,17 @@ func (a *app) verifyParallel(ctx context.Context, out io.Writer, o verifyOptions
 	if p.cfg.ReportDir != "" {
 		if err := mergeJUnit(junits, filepath.Join(reportDir, "junit.xml")); err != nil {
 			fmt.Fprintln(a.streams.ErrOut, "verify: merging JUnit reports:", err)
+		} else if err := addJUnitProperties(filepath.Join(reportDir, "junit.xml"), junitProperties(version.Get())); err != nil {
+			fmt.Fprintln(a.streams.ErrOut, "verify: JUnit properties:", err)
 		}
 		for _, name := range names {
 			_ = os.RemoveAll(filepath.Join(reportDir, name, "run"))
 		}
 	}
 	fmt.Fprintln(out)
-	return verdict(report.Summary(out, reps), reps, p.cfg.FailOnSkip)
+	ok := report.Summary(out, reps)
+	printSummaryTable(out, reps)
+	return verdict(ok, reps, p.cfg.FailOnSkip)
 }
 
 // childArgs is the command line of one template's child process: the
@@ -426,6 +499,12 @@ func (a *app) childArgs(o verifyOptions, p *verifyPlan, name, reportDir string) 
 	}
 	if a.verbose {
 		args = append(args, "-v")
+	}
+	if o.quiet {
+		args = append(args, "-q")
+	}
+	if f, _ := o.output.get(); f == outputJSON {
+		args = append(args, "--output", "json")
 	}
 	return args
 }
@@ -463,7 +542,11 @@ func (p *prefixWriter) Flush() {
 func (p *prefixWriter) emit(line []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, _ = io.WriteString(p.w, p.prefix)
+	// A child's event lines carry their template already
+	// ("15:04:05 [name] phase ..."): no second prefix.
+	if !bytes.HasPrefix(line[min(len(line), len("15:04:05 ")):], []byte(p.prefix)) {
+		_, _ = io.WriteString(p.w, p.prefix)
+	}
 	_, _ = p.w.Write(line)
 }
 

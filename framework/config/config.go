@@ -123,10 +123,15 @@ func Default(env Lookup) (Config, error) {
 		Accel:        qemu.AccelAuto,
 		Arch:         catalog.HostArch(),
 		CacheDir:     cache,
-		ArtifactsDir: filepath.Join(os.TempDir(), "guestcatalog-artifacts"),
+		ArtifactsDir: DefaultArtifactsDir(cache),
 		Reuse:        true,
 	}, nil
 }
+
+// DefaultArtifactsDir is where a run's artifacts go unless $ARTIFACTS or
+// --artifacts says otherwise: <cache>/artifacts, the user's own directory
+// (a shared directory under /tmp would mix, and expose, every user's guests).
+func DefaultArtifactsDir(cacheDir string) string { return filepath.Join(cacheDir, "artifacts") }
 
 // DefaultCacheDir is $GUESTCATALOG_CACHE, else $XDG_CACHE_HOME/guestcatalog,
 // else ~/.cache/guestcatalog; always absolute. It is the only definition.

@@ -92,6 +92,12 @@ type Config struct {
 	// isolation suite catches a mount that is read-only in the guest only.
 	InsecureHostWritable bool
 
+	// OnEvent, if set, is called as each phase starts and ends and as the
+	// guest reports each provisioning step (from its console), for live
+	// progress. It must not block; it is called from several goroutines,
+	// never concurrently for one machine's phases.
+	OnEvent func(Event)
+
 	// onLaunch is called once QEMU runs (tests).
 	onLaunch func(*Machine)
 	// attemptHook may change the config of attempt n (1, 2) (tests).
@@ -229,6 +235,8 @@ func newMachine(cfg Config) (*Machine, error) {
 		artifacts: artifacts, origin: time.Now(), mon: newMonitor(),
 	}
 	m.eng = newEngine(m.origin, m.mon, m.logger)
+	m.eng.onEvent = m.emit
+	m.mon.onStep = m.emit
 	m.eng.onUpdate = func(ts []PhaseTiming) {
 		if err := writeJSON(filepath.Join(m.artifacts, ArtifactPhases), ts); err != nil {
 			m.logger.Warn("writing phases.json", "err", err)

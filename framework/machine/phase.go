@@ -188,6 +188,7 @@ type monitor struct {
 	exited   chan struct{}
 	failOnce sync.Once
 	exitOnce sync.Once
+	onStep   func(Event) // provisioning steps seen on the console
 }
 
 func newMonitor() *monitor {
@@ -284,6 +285,7 @@ type engine struct {
 	mon      *monitor
 	logger   *slog.Logger
 	onUpdate func([]PhaseTiming) // called after each phase (phases.json)
+	onEvent  func(Event)         // phase start and end (Config.OnEvent)
 	now      func() time.Time
 	// bootStart is QEMU's start: boot phase deadlines count from it.
 	bootStart time.Time
@@ -333,6 +335,12 @@ func (f *phaseFailure) Unwrap() error { return f.err }
 func (e *engine) run(ctx context.Context, p phase) error {
 	start := e.now()
 	t := PhaseTiming{Name: p.name, Start: start.Sub(e.origin)}
+	if e.onEvent != nil {
+		e.onEvent(Event{Kind: EventStart, Phase: p.name, Time: start})
+		defer func() {
+			e.onEvent(Event{Kind: EventEnd, Phase: p.name, Result: t.Result, Elapsed: t.Duration, Detail: t.Detail})
+		}()
+	}
 
 	pctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

@@ -43,6 +43,11 @@ func watchConsole(ctx context.Context, path string, stop <-chan struct{}, mon *m
 					logger.Info("console warning", "pattern", p.Name, "line", l.Text)
 				}
 			}
+			if mon.onStep != nil && !l.Partial {
+				if ev, ok := parseProvisionLine(l.Text); ok {
+					mon.onStep(ev)
+				}
+			}
 			for _, p := range progress {
 				if p.Re.MatchString(l.Text) {
 					mon.Progress(p.Name, l.Text)

@@ -16,21 +16,21 @@ import (
 
 // GcEntry is what Gc found in one entry of the run root.
 type GcEntry struct {
-	Dir    string
-	Reason string
+	Dir    string `json:"dir"`
+	Reason string `json:"reason"`
 	// Killed lists the QEMU processes killed (or, in a dry run, that
 	// would be) because their command line names this run dir.
-	Killed []int
-	Owner  *Owner
+	Killed []int  `json:"killed,omitempty"`
+	Owner  *Owner `json:"owner,omitempty"`
 }
 
 // GcResult lists the run dirs removed (or, in a dry run, that would be)
 // and those kept, with why.
 type GcResult struct {
-	Root    string
-	DryRun  bool
-	Removed []GcEntry
-	Kept    []GcEntry
+	Root    string    `json:"root"`
+	DryRun  bool      `json:"dryRun"`
+	Removed []GcEntry `json:"removed"`
+	Kept    []GcEntry `json:"kept"`
 }
 
 // GcOption configures Gc.

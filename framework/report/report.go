@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/guestcatalog/guestcatalog/framework/fsutil"
+	"github.com/guestcatalog/guestcatalog/framework/version"
 )
 
 // Result is the outcome of a check or of a whole template.
@@ -57,6 +58,24 @@ type Check struct {
 	Result  Result  `json:"result"`
 	Seconds float64 `json:"seconds"`
 	Message string  `json:"message,omitempty"`
+	// Attempts is how often the spec ran (Ginkgo FlakeAttempts), when
+	// more than once: a check that passed on a later attempt is flaky.
+	Attempts int `json:"attempts,omitempty"`
+}
+
+// IsFlaky says the template passed only after a retry: its guest's start
+// was retried (Flaky, a failure before userspace) or some check needed more
+// than one attempt.
+func (t *Template) IsFlaky() bool {
+	if t.Flaky {
+		return true
+	}
+	for _, c := range t.Checks {
+		if c.Attempts > 1 {
+			return true
+		}
+	}
+	return false
 }
 
 // Attempt is one start attempt of a flaky template's guest.
@@ -101,6 +120,9 @@ type Template struct {
 	// Isolation is the template's isolation profile (suite:isolation),
 	// one entry per property: held, not-held or skipped.
 	Isolation []IsolationResult `json:"isolation,omitempty"`
+	// Tool is the build of guestcatalog that produced the report (module
+	// version, VCS revision, Go version, embedded catalog digest).
+	Tool *version.Info `json:"tool,omitempty"`
 }
 
 // IsolationResult is one property of an isolation profile.

@@ -55,6 +55,7 @@ func Template(run *framework.Run, name string) bool {
 			iso.Booted(g)
 		}, NodeTimeout(run.BootTimeout(t)))
 		BeforeEach(func() { recordEngineVersion(g) })
+		ReportBeforeEach(func(r SpecReport) { run.SpecStarting(t.Name, r) })
 		ReportAfterEach(func(r SpecReport) { run.RecordSpec(t.Name, r) })
 		get := func() *framework.Guest { return g }
 		BaseSpec(run, get)
