@@ -23,6 +23,11 @@ func intervalsSet() *intervals.Set {
 			opts = append(opts, intervals.WithFile(f))
 		}
 		intervalSet, intervalsErr = intervals.Load(opts...)
+		if intervalsErr == nil {
+			// A foreign-arch run (aarch64 guests on an x86_64 host) gets
+			// the measured foreign factor (defaults.yaml `foreign:`).
+			intervalSet = intervalSet.ForGuest(current().Arch, catalog.HostArch())
+		}
 	})
 	if intervalsErr != nil {
 		panic(fmt.Sprintf("loading intervals: %v", intervalsErr))

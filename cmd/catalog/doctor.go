@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/guestcatalog/guestcatalog/framework/hostcheck"
 	"github.com/guestcatalog/guestcatalog/framework/imagebuild"
 	"github.com/guestcatalog/guestcatalog/framework/intervals"
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
@@ -143,7 +144,14 @@ func runDoctor(ctx context.Context, o doctorOptions, stderr io.Writer) doctorRep
 		add(fileCheck("seabios", doctorFail, "BIOS for x86 disk images", "apt-get install seabios", qemu.SeaBIOSBin))
 		add(fileCheck("ovmf", doctorWarn, "UEFI for templates with firmware: uefi", "apt-get install ovmf", qemu.OVMFCode, qemu.OVMFVars))
 	}
-	add(fileCheck("aavmf", doctorWarn, "UEFI for aarch64 guests", "apt-get install qemu-efi-aarch64", qemu.AAVMFCode, qemu.AAVMFVars))
+	if arch == qemu.ArchAarch64 {
+		add(fileCheck("aavmf", doctorWarn, "UEFI for aarch64 guests", "apt-get install qemu-efi-aarch64", qemu.AAVMFCode, qemu.AAVMFVars))
+	}
+	// Foreign-arch guests (aarch64 on an x86_64 host): emulator, firmware,
+	// qemu-user for local builds, and what emulation costs.
+	for _, c := range foreignArchChecks(hostcheck.Host{}, arch, loadIntervalsOrNil()) {
+		add(c)
+	}
 
 	// Accelerator: a real probe boot.
 	add(acceleratorCheck(ctx, o, arch, qemuOK, &rep, stderr))
@@ -385,6 +393,49 @@ func intervalsCheck() doctorCheck {
 	return c
 }
 
+// loadIntervalsOrNil is the run's interval set, nil when it does not load
+// (intervalsCheck reports that).
+func loadIntervalsOrNil() *intervals.Set {
+	s, err := intervals.Load(intervals.WithEnv())
+	if err != nil {
+		return nil
+	}
+	return s
+}
+
+// foreignArchChecks are doctor's lines for the guest arches other than the
+// host's: the emulator, the UEFI firmware, the binfmt registration of
+// qemu-user (local image builds), and one line saying that such guests are
+// foreign and what it costs (the measured factor their intervals carry).
+// A foreign arch is optional: what is missing warns, never fails.
+func foreignArchChecks(h hostcheck.Host, hostArch string, ivals *intervals.Set) []doctorCheck {
+	var out []doctorCheck
+	for _, arch := range []string{qemu.ArchX8664, qemu.ArchAarch64} {
+		if arch == hostArch {
+			continue
+		}
+		for _, c := range h.Foreign(arch, hostArch) {
+			st := doctorOK
+			if c.Status != hostcheck.OK {
+				st = doctorWarn
+			}
+			out = append(out, doctorCheck{Name: c.Name, Status: st, Detail: c.Detail, Fix: c.Fix})
+		}
+		cost := fmt.Sprintf("%s guests on this %s host are a foreign architecture: no KVM, every instruction is translated by TCG "+
+			"(and a local image build runs the guest's package scripts through qemu-user)", arch, hostArch)
+		if ivals != nil {
+			if f := ivals.ForeignScale(arch, hostArch); f > 1 {
+				cost += fmt.Sprintf("; measured %.1f× slower than a native guest under TCG, so their intervals are scaled ×%.1f "+
+					"(default/wait-ssh %s instead of %s)", f, f,
+					ivals.ForGuest(arch, hostArch).MustGet("default/wait-ssh", intervals.AccelTCG),
+					ivals.MustGet("default/wait-ssh", intervals.AccelTCG))
+			}
+		}
+		out = append(out, doctorCheck{Name: "foreign " + arch, Status: doctorOK, Detail: cost})
+	}
+	return out
+}
+
 func humanBytes(n int64) string {
 	const gib = 1 << 30
 	if n >= gib {
@@ -399,14 +450,18 @@ func printDoctor(w io.Writer, rep doctorReport, asJSON bool) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
+	width := 11
+	for _, c := range rep.Checks {
+		width = max(width, len(c.Name))
+	}
 	for _, c := range rep.Checks {
 		lines := strings.Split(c.Detail, "\n")
-		fmt.Fprintf(w, "%-4s  %-11s  %s\n", strings.ToUpper(c.Status), c.Name, lines[0])
+		fmt.Fprintf(w, "%-4s  %-*s  %s\n", strings.ToUpper(c.Status), width, c.Name, lines[0])
 		for _, l := range lines[1:] {
-			fmt.Fprintf(w, "%-4s  %-11s    %s\n", "", "", l)
+			fmt.Fprintf(w, "%-4s  %-*s    %s\n", "", width, "", l)
 		}
 		if c.Fix != "" && c.Status != doctorOK {
-			fmt.Fprintf(w, "%-4s  %-11s  → %s\n", "", "", c.Fix)
+			fmt.Fprintf(w, "%-4s  %-*s  → %s\n", "", width, "", c.Fix)
 		}
 	}
 	if rep.OK {

@@ -18,6 +18,7 @@ import (
 	"github.com/onsi/gomega"
 	"github.com/spf13/cobra"
 
+	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/framework"
 	"github.com/guestcatalog/guestcatalog/framework/report"
 	"github.com/guestcatalog/guestcatalog/suites/specs"
@@ -25,6 +26,7 @@ import (
 
 type verifyOptions struct {
 	accel         string
+	arch          string
 	reportDir     string
 	artifacts     string
 	keepOnFailure bool
@@ -68,6 +70,8 @@ verify of the same template starts from it and skips provisioning.`,
 	f := cmd.Flags()
 	f.StringVar(&o.accel, "accel", envOr("GUESTCATALOG_ACCEL", "auto"),
 		"accelerator: auto (KVM where it works, else TCG, decided by watching the guest), kvm or tcg (env GUESTCATALOG_ACCEL)")
+	f.StringVar(&o.arch, "arch", envOr("GUESTCATALOG_ARCH", catalog.HostArch()),
+		"guest architecture: x86_64 or aarch64 (a foreign one is emulated under TCG; see catalog doctor) (env GUESTCATALOG_ARCH)")
 	f.StringVar(&o.reportDir, "report-dir", os.Getenv("GUESTCATALOG_REPORT_DIR"),
 		"write <dir>/<template>/report.json and <dir>/junit.xml")
 	f.StringVar(&o.artifacts, "artifacts", envOr("ARTIFACTS", filepath.Join(os.TempDir(), "guestcatalog-artifacts")),
@@ -124,6 +128,7 @@ func verifyInProcess(ctx context.Context, out io.Writer, o verifyOptions, names 
 		Templates:     names,
 		Offline:       global.Offline,
 		Accel:         o.accel,
+		Arch:          o.arch,
 		CacheDir:      global.CacheDir,
 		Mirrors:       global.Mirrors,
 		ArtifactsDir:  o.artifacts,
@@ -255,7 +260,7 @@ func verifyParallel(ctx context.Context, out io.Writer, o verifyOptions, names [
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			args := []string{"verify", name, "--accel", o.accel, "--report-dir", filepath.Join(reportDir, name, "run"),
+			args := []string{"verify", name, "--accel", o.accel, "--arch", o.arch, "--report-dir", filepath.Join(reportDir, name, "run"),
 				"--artifacts", o.artifacts, "--timeout", o.timeout.String()}
 			if o.keepOnFailure {
 				args = append(args, "--keep-on-failure")

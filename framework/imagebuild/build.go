@@ -18,6 +18,7 @@ import (
 	"github.com/gofrs/flock"
 
 	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/framework/hostcheck"
 )
 
 // Status says where an artifact came from.
@@ -151,8 +152,10 @@ func WithOutput(w io.Writer) Option {
 	return func(o *options) error { o.output = w; return nil }
 }
 
-// WithArch builds for a catalog arch (x86_64, aarch64); only the host's
-// arch can be built (ErrForeignArch). Default: the host's.
+// WithArch builds for a catalog arch (x86_64, aarch64). Default: the
+// host's. A foreign arch (arm64 on x86_64) is built through qemu-user: its
+// binfmt_misc registration must be in place (else ErrForeignArch, saying
+// how to fix it); an image already in the cache needs none.
 func WithArch(arch string) Option {
 	return func(o *options) error { o.arch = arch; return nil }
 }
@@ -234,9 +237,6 @@ func Build(ctx context.Context, recipe catalog.BuildRecipe, extraPackages []stri
 	if err != nil {
 		return nil, err
 	}
-	if host := catalog.HostArch(); o.arch != host {
-		return nil, fmt.Errorf("building %s image on a %s host: %w", o.arch, host, ErrForeignArch)
-	}
 	plan, err := NewPlan(recipe, extraPackages, o.arch)
 	if err != nil {
 		return nil, err
@@ -267,7 +267,13 @@ func Build(ctx context.Context, recipe catalog.BuildRecipe, extraPackages []stri
 			log.Warn("rebuilding unusable cache entry", "err", err)
 		}
 	}
-	tools, err := CheckTools()
+	if host := catalog.HostArch(); o.arch != host {
+		// The guest's maintainer scripts run through qemu-user.
+		if err := (hostcheck.Host{}).BinfmtReady(o.arch); err != nil {
+			return nil, fmt.Errorf("building %s image on a %s host: %w: %w", o.arch, host, ErrForeignArch, err)
+		}
+	}
+	tools, err := CheckToolsFor(o.arch)
 	if err != nil {
 		return nil, err
 	}

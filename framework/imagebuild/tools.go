@@ -6,7 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+
+	"github.com/guestcatalog/guestcatalog/catalog"
 )
 
 // ErrToolMissing is wrapped when a program the builder runs is not
@@ -33,6 +36,10 @@ var Tools = []Tool{
 	{"dpkg-query", "dpkg"},
 }
 
+// ForeignTools are needed on top of Tools for a foreign-arch build:
+// mmdebstrap refuses a foreign architecture without arch-test.
+func ForeignTools() []Tool { return []Tool{{"arch-test", "arch-test"}} }
+
 // sbinDirs are searched after PATH (a variable for tests).
 var sbinDirs = []string{"/usr/sbin", "/sbin"}
 
@@ -53,10 +60,21 @@ func LookTool(name string) (string, error) {
 
 // CheckTools finds every tool a build needs and returns their paths by
 // command name, or one error naming every missing tool and its package.
-func CheckTools() (map[string]string, error) {
+func CheckTools() (map[string]string, error) { return checkTools(Tools) }
+
+// CheckToolsFor is CheckTools for a build of arch on this host: a foreign
+// arch needs ForeignTools too.
+func CheckToolsFor(arch string) (map[string]string, error) {
+	if arch != "" && arch != catalog.HostArch() {
+		return checkTools(append(slices.Clone(Tools), ForeignTools()...))
+	}
+	return checkTools(Tools)
+}
+
+func checkTools(tools []Tool) (map[string]string, error) {
 	paths := map[string]string{}
 	var missing, pkgs []string
-	for _, t := range Tools {
+	for _, t := range tools {
 		p, err := LookTool(t.Command)
 		if err != nil {
 			missing = append(missing, fmt.Sprintf("%s (Debian package %s)", t.Command, t.Package))
