@@ -118,6 +118,13 @@ type options struct {
 	force    bool
 	headroom int64
 	compress bool
+	host     hostcheck.Host
+}
+
+// WithHost checks foreign-arch builds against h instead of this machine
+// (tests give a fake binfmt_misc directory).
+func WithHost(h hostcheck.Host) Option {
+	return func(o *options) error { o.host = h; return nil }
 }
 
 // WithCacheDir sets the cache root; images go to <dir>/images/<key>/.
@@ -269,7 +276,7 @@ func Build(ctx context.Context, recipe catalog.BuildRecipe, extraPackages []stri
 	}
 	if host := catalog.HostArch(); o.arch != host {
 		// The guest's maintainer scripts run through qemu-user.
-		if err := (hostcheck.Host{}).BinfmtReady(o.arch); err != nil {
+		if err := o.host.BinfmtReady(o.arch); err != nil {
 			return nil, fmt.Errorf("building %s image on a %s host: %w: %w", o.arch, host, ErrForeignArch, err)
 		}
 	}
