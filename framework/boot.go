@@ -112,6 +112,11 @@ func recordMachine(rep *report.Template, m *machine.Machine) {
 	rep.Accelerator = a.Used
 	rep.AccelReason = a.Reason
 	rep.QEMUVersion = m.QEMUVersion()
+	rep.HostArch = catalog.HostArch()
+	if rep.Arch != "" && rep.Arch != rep.HostArch {
+		rep.ForeignArch = true
+		rep.EmulationFactor = intervalsSet().ForGuest(rep.Arch, rep.HostArch).Factor()
+	}
 }
 
 func phaseResult(s string) report.Result {

@@ -227,6 +227,8 @@ func (s *Set) ForeignScale(guestArch, hostArch string) float64 {
 // s itself for a native guest, else a copy whose scaled intervals (and
 // explicit per-accelerator values) are multiplied by ForeignScale. Final
 // values from the environment and `scaled: false` intervals are not.
+// It is idempotent: the factor replaces, never compounds, one applied
+// before.
 func (s *Set) ForGuest(guestArch, hostArch string) *Set {
 	f := s.ForeignScale(guestArch, hostArch)
 	if f == 1 {

@@ -228,6 +228,7 @@ func TestForeignArchFactor(t *testing.T) {
 	assert.Equal(t, 100*time.Second, f.MustGet("x/fixed", AccelTCG), "an explicit per-accelerator value carries the factor too")
 	assert.Equal(t, s.MustGet("default/poll", AccelTCG), f.MustGet("default/poll", AccelTCG), "scaled: false stays")
 	assert.Equal(t, tcg, s.MustGet("default/wait-ssh", AccelTCG), "the original set is unchanged")
+	assert.Equal(t, f.MustGet("default/wait-ssh", AccelTCG), f.ForGuest(ArchAarch64, ArchX8664).MustGet("default/wait-ssh", AccelTCG), "idempotent")
 
 	// An environment value is final.
 	e, err := Load(withEnviron(map[string]string{EnvName("default/wait-ssh"): "7s"}))

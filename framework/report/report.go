@@ -67,6 +67,16 @@ type Template struct {
 	Reason        string    `json:"reason,omitempty"`
 	Accelerator   string    `json:"accelerator,omitempty"`
 	AccelReason   string    `json:"acceleratorReason,omitempty"`
+	// HostArch is the arch of the machine that ran the guest.
+	HostArch string `json:"hostArch,omitempty"`
+	// ForeignArch is true when the guest's arch is not the host's: no KVM,
+	// TCG translates every guest instruction (an aarch64 guest on an
+	// x86_64 host), and the run's intervals carry EmulationFactor.
+	ForeignArch bool `json:"foreignArch,omitempty"`
+	// EmulationFactor is the measured slowdown of a foreign-arch guest
+	// against a native one under TCG (intervals foreign.<arch>), applied
+	// on top of the accelerator's scale.
+	EmulationFactor float64 `json:"emulationFactor,omitempty"`
 	Image         Image     `json:"image"`
 	QEMUVersion   string    `json:"qemuVersion,omitempty"`
 	EngineVersion string    `json:"engineVersion,omitempty"`

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"encoding/json"
 	"path/filepath"
 	"testing"
 
@@ -53,4 +54,14 @@ func TestSummary(t *testing.T) {
 	})
 	assert.False(t, ok)
 	assert.Equal(t, "FAIL a (30s, tcg): docker: run: exit 1\n  artifacts: /tmp/a\nSKIPPED b (1s): no network\n", b.String())
+}
+
+func TestForeignArchFieldsAreCamelCaseAndOmittedWhenNative(t *testing.T) {
+	b, err := json.Marshal(&Template{Template: "t", Arch: "aarch64", Accelerator: "tcg", HostArch: "x86_64", ForeignArch: true, EmulationFactor: 2.5})
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"arch":"aarch64","result":"","accelerator":"tcg","hostArch":"x86_64","foreignArch":true,"emulationFactor":2.5`)
+	b, err = json.Marshal(&Template{Template: "t", Arch: "x86_64", HostArch: "x86_64"})
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), "foreignArch")
+	assert.NotContains(t, string(b), "emulationFactor")
 }
