@@ -20,6 +20,7 @@ func init() {
 	var (
 		force  bool
 		asJSON bool
+		arch   string
 	)
 	cmd := &cobra.Command{
 		Use:   "build-image NAME",
@@ -63,6 +64,7 @@ and Debian's archive (the recipe's mirror) over the network, even with
 the paths of the result go to stdout.`,
 		Example: `  catalog build-image debian-13-containerd
   catalog build-image --force debian-containerd
+  catalog build-image --arch aarch64 debian-containerd
   catalog --cache-dir /srv/gc-cache build-image debian-13 --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -74,7 +76,6 @@ the paths of the result go to stdout.`,
 			if err != nil {
 				return err
 			}
-			arch := catalog.HostArch()
 			recipe, err := buildRecipeFor(t, arch)
 			if err != nil {
 				return err
@@ -83,7 +84,7 @@ the paths of the result go to stdout.`,
 			if recipe.Bake {
 				extra = image.BakedPackages(t, arch)
 			}
-			opts := []imagebuild.Option{imagebuild.WithOutput(cmd.ErrOrStderr()), imagebuild.WithForce(force)}
+			opts := []imagebuild.Option{imagebuild.WithOutput(cmd.ErrOrStderr()), imagebuild.WithForce(force), imagebuild.WithArch(arch)}
 			if global.CacheDir != "" {
 				opts = append(opts, imagebuild.WithCacheDir(global.CacheDir))
 			}
@@ -103,6 +104,8 @@ the paths of the result go to stdout.`,
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "rebuild even if the cache has the image")
+	cmd.Flags().StringVar(&arch, "arch", catalog.HostArch(),
+		"build for this arch: x86_64 or aarch64 (a foreign one runs the guest's package scripts through qemu-user; see catalog doctor)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	rootCmd.AddCommand(cmd)
 }
