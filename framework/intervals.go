@@ -62,7 +62,9 @@ func Interval(name string) time.Duration {
 // BootTimeout bounds a template's BeforeAll: image, boot, provisioning and
 // probes, each phase with its own interval, plus an image build.
 func BootTimeout(t *catalog.Template) time.Duration {
-	total := 30 * time.Minute // image download or local build
+	// Image download or local build; a foreign-arch build runs the guest's
+	// package scripts through qemu-user, slower by the foreign factor.
+	total := time.Duration(float64(30*time.Minute) * intervalsSet().Factor())
 	for _, n := range []string{"default/wait-kernel", "default/wait-userspace", "default/wait-ssh", "default/wait-cloud-init"} {
 		total += Interval(n)
 	}
