@@ -8,7 +8,9 @@ import (
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
 
+	"github.com/guestcatalog/guestcatalog/catalog"
 	gexec "github.com/guestcatalog/guestcatalog/framework/exec"
+	"github.com/guestcatalog/guestcatalog/framework/imagebuild"
 	"github.com/guestcatalog/guestcatalog/framework/testimage"
 )
 
@@ -44,6 +46,32 @@ func buildTestImages() ([]byte, []byte, error) {
 	return rootfsTar, ociTar, imagesErr
 }
 
+// foreignTestImages are the test images for a guest of another arch than
+// the host's: the host's busybox cannot run there, so Debian's
+// busybox-static for the guest's arch is fetched (once, into the cache).
+func foreignTestImages(ctx context.Context, arch string) ([]byte, []byte, error) {
+	cacheDir := current().CacheDir
+	if cacheDir == "" {
+		d, err := imagebuild.DefaultCacheDir()
+		if err != nil {
+			return nil, nil, err
+		}
+		cacheDir = d
+	}
+	bb, err := testimage.FetchBusybox(ctx, arch, cacheDir, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	var rootfs, oci bytes.Buffer
+	if err := testimage.RootfsTar(&rootfs, bb); err != nil {
+		return nil, nil, err
+	}
+	if err := testimage.OCIArchiveFor(&oci, TestImageRef, rootfs.Bytes(), []string{"/bin/sh"}, testimage.GoArch(arch)); err != nil {
+		return nil, nil, err
+	}
+	return rootfs.Bytes(), oci.Bytes(), nil
+}
+
 // UploadTestImages copies the busybox images into the guest (once per
 // guest) and returns their paths there.
 func (g *Guest) UploadTestImages(ctx context.Context) TestImages {
@@ -52,7 +80,13 @@ func (g *Guest) UploadTestImages(ctx context.Context) TestImages {
 	if g.uploaded {
 		return imgs
 	}
-	rootfs, oci, err := buildTestImages()
+	var rootfs, oci []byte
+	var err error
+	if g.Arch == "" || g.Arch == catalog.HostArch() {
+		rootfs, oci, err = buildTestImages()
+	} else {
+		rootfs, oci, err = foreignTestImages(ctx, g.Arch)
+	}
 	Expect(err).NotTo(HaveOccurred(), "making the local busybox image on the host")
 	g.Upload(ctx, rootfs, imgs.Rootfs, 0o644)
 	g.Upload(ctx, oci, imgs.OCI, 0o644)
