@@ -66,6 +66,12 @@ timing), firmware (SeaBIOS, OVMF, AAVMF), the tools for local image builds
 (mmdebstrap, mkfs.ext4) and for user-data schema checks (cloud-init), free disk
 at the cache dir and free memory.
 
+For the other architecture (aarch64 guests on an x86_64 host) it checks the
+emulator, the UEFI firmware (AAVMF), the binfmt_misc registration of
+qemu-user and arch-test (local arm64 image builds), and says that such guests
+are foreign and what that costs: the measured slowdown their intervals are
+scaled by. What is missing there warns; it never fails the verdict.
+
 The accelerator probe boots a Linux kernel with no root file system and waits
 for its panic: that tells a working KVM from a nested one whose guests hang.
 The kernel is --kernel, else $GUESTCATALOG_TEST_KERNEL, a test kernel or a
