@@ -2,10 +2,16 @@
 GO        ?= go
 PKGS_LIB  := ./catalog/... ./cloudinit/... ./framework/... ./ci/... ./cmd/...
 E2E       ?= debian-containerd debian-docker debian-podman debian-apptainer
+# aarch64 guests on the x86_64 CI machines are a foreign arch (image built
+# through qemu-user, guest translated by TCG). The arm64 image build alone ran
+# for over 98 minutes here, beyond CI's budget, so test-e2e-aarch64 is not
+# part of `make test` yet; run it where it fits:
+# make test-e2e-aarch64 E2E_AARCH64="debian-containerd debian-docker ...".
+E2E_AARCH64 ?= debian-containerd
 REPORTS   ?= out/reports
 ARTIFACTS ?= out/artifacts
 
-.PHONY: all build test test-short test-integration test-e2e test-suites lint bench generate deps verify help
+.PHONY: all build test test-short test-integration test-e2e test-e2e-aarch64 test-suites lint bench generate deps verify help
 
 all: lint test-short build
 
@@ -28,7 +34,12 @@ test-integration: ## tier 2: real qemu-img, mmdebstrap, cloud-init schema, QEMU 
 
 test-e2e: ## tier 3: `catalog verify --offline` of the offline templates, and README's own-template example
 	$(GO) run ./cmd/catalog verify --offline --report-dir $(REPORTS) --artifacts $(ARTIFACTS) $(E2E)
+	$(GO) run ./cmd/catalog verify --offline --report-dir $(REPORTS)/sandbox --artifacts $(ARTIFACTS)/sandbox debian-13-sandbox
+	$(GO) run ./cmd/catalog verify --offline --suite isolation --report-dir $(REPORTS)/isolation --artifacts $(ARTIFACTS)/isolation debian-docker
 	GO=$(GO) REPORTS=$(abspath $(REPORTS)) ARTIFACTS=$(abspath $(ARTIFACTS)) ./.ci/e2e-own-template
+
+test-e2e-aarch64: ## tier 3: `catalog verify --offline --arch aarch64` of $(E2E_AARCH64) (emulated on x86_64)
+	$(GO) run ./cmd/catalog verify --offline --arch aarch64 --report-dir $(REPORTS)/aarch64 --artifacts $(ARTIFACTS)/aarch64 $(E2E_AARCH64)
 
 test-suites: ## tier 3: the same specs through `go test ./suites/...` (reuses provisioned disks)
 	GUESTCATALOG_OFFLINE=1 GUESTCATALOG_TEMPLATES="$(E2E)" $(GO) test -count=1 -p 1 -timeout 60m ./suites/... -ginkgo.v -ginkgo.junit-report=junit-suites.xml

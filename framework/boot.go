@@ -82,7 +82,7 @@ func (r *Run) Boot(ctx SpecContext, name string) *Guest {
 		RunRoot:       cfg.RunRoot,
 		// issue 11: a failure before userspace is infrastructure, retried once.
 		RetryInfra: true,
-		OnEvent:       r.onEvent,
+		OnEvent:    r.onEvent,
 	}
 	m, err := r.startMachine(ctx, cfg, t, img, mcfg, rep)
 	// --- issue 11 hook (c-verified): a retried start is flaky; report.json
@@ -96,7 +96,7 @@ func (r *Run) Boot(ctx SpecContext, name string) *Guest {
 	}
 	// --- end of issue 11 hook
 	if m != nil {
-		recordMachine(rep, m)
+		r.recordMachine(rep, m)
 		DeferCleanup(func(ctx SpecContext) {
 			if cfg.KeepOnFailure && (CurrentSpecReport().Failed() || rep.Result == report.Fail) {
 				r.keep(t.Name, m)
@@ -125,11 +125,16 @@ func (r *Run) Boot(ctx SpecContext, name string) *Guest {
 	return g
 }
 
-func recordMachine(rep *report.Template, m *machine.Machine) {
+func (r *Run) recordMachine(rep *report.Template, m *machine.Machine) {
 	a := m.Accelerator()
 	rep.Accelerator = a.Used
 	rep.AccelReason = a.Reason
 	rep.QEMUVersion = m.QEMUVersion()
+	rep.HostArch = catalog.HostArch()
+	if rep.Arch != "" && rep.Arch != rep.HostArch {
+		rep.ForeignArch = true
+		rep.EmulationFactor = r.ivals.Factor()
+	}
 }
 
 func phaseResult(s string) report.Result {

@@ -91,6 +91,9 @@ func NewRun(ctx context.Context, cfg config.Config, opts ...RunOption) (*Run, er
 	if r.ivals, err = cfg.Intervals(); err != nil {
 		return nil, fmt.Errorf("intervals: %w", err)
 	}
+	// A foreign-arch run (aarch64 guests on an x86_64 host) gets the
+	// measured foreign factor (defaults.yaml `foreign:`).
+	r.ivals = r.ivals.ForGuest(cfg.Arch, catalog.HostArch())
 	if r.cat == nil {
 		if r.cat, err = LoadCatalog(ctx, cfg); err != nil {
 			return nil, err
@@ -216,7 +219,9 @@ func (r *Run) Interval(name string) time.Duration {
 // BootTimeout bounds a template's BeforeAll: image, boot, provisioning and
 // probes, each phase with its own interval, plus an image build.
 func (r *Run) BootTimeout(t *catalog.Template) time.Duration {
-	total := 30 * time.Minute // image download or local build
+	// Image download or local build; a foreign-arch build runs the guest's
+	// package scripts through qemu-user, slower by the foreign factor.
+	total := time.Duration(float64(30*time.Minute) * r.ivals.Factor())
 	for _, n := range []string{"default/wait-kernel", "default/wait-userspace", "default/wait-ssh", "default/wait-cloud-init"} {
 		total += r.Interval(n)
 	}

@@ -279,7 +279,7 @@ func (c Config) verifyJob(setup []step) job {
 				{Key: "OFFLINE", Value: "${{ matrix.offline }}"},
 			},
 			Run: lines(
-				`args=(--report-dir "reports/$TEMPLATE-$ARCH" --artifacts "artifacts/$TEMPLATE-$ARCH")`,
+				`args=(--arch "$ARCH" --report-dir "reports/$TEMPLATE-$ARCH" --artifacts "artifacts/$TEMPLATE-$ARCH")`,
 				`if [ "$OFFLINE" = true ]; then args+=(--offline); fi`,
 				`go run ./cmd/catalog verify "$TEMPLATE" "${args[@]}"`,
 			),

@@ -20,6 +20,7 @@ func newBuildImageCmd(a *app) *cobra.Command {
 	var (
 		force  bool
 		output outputOptions
+		arch   string
 	)
 	cmd := &cobra.Command{
 		Use:   "build-image NAME|FILE",
@@ -63,6 +64,7 @@ and Debian's archive (the recipe's mirror) over the network, even with
 the paths of the result go to stdout.`,
 		Example: `  catalog build-image debian-13-containerd
   catalog build-image --force debian-containerd
+  catalog build-image --arch aarch64 debian-containerd
   catalog --cache-dir /srv/gc-cache build-image debian-13 -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -78,7 +80,6 @@ the paths of the result go to stdout.`,
 				return usagef("%s holds %d templates; build-image builds one", args[0], len(ts))
 			}
 			t := ts[0]
-			arch := catalog.HostArch()
 			recipe, err := buildRecipeFor(t, arch)
 			if err != nil {
 				return err
@@ -87,7 +88,7 @@ the paths of the result go to stdout.`,
 			if recipe.Bake {
 				extra = image.BakedPackages(t, arch)
 			}
-			opts := []imagebuild.Option{imagebuild.WithOutput(cmd.ErrOrStderr()), imagebuild.WithForce(force)}
+			opts := []imagebuild.Option{imagebuild.WithOutput(cmd.ErrOrStderr()), imagebuild.WithForce(force), imagebuild.WithArch(arch)}
 			opts = append(opts, imagebuild.WithCacheDir(a.cacheDir))
 			if a.verbose {
 				opts = append(opts, imagebuild.WithLogger(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))))
@@ -105,6 +106,8 @@ the paths of the result go to stdout.`,
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "rebuild even if the cache has the image")
+	cmd.Flags().StringVar(&arch, "arch", catalog.HostArch(),
+		"build for this arch: x86_64 or aarch64 (a foreign one runs the guest's package scripts through qemu-user; see catalog doctor)")
 	addOutputFlag(cmd, &output, true, outputTable, outputJSON)
 	return cmd
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -41,7 +42,7 @@ func TestBuildImagePrintsACachedImage(t *testing.T) {
 	if catalog.HostArch() != catalog.ArchX8664 {
 		t.Skip("the shipped recipes are for x86_64")
 	}
-	cat, err := catalog.LoadEmbedded()
+	cat, err := catalog.Load(context.Background())
 	require.NoError(t, err)
 	tt, err := cat.Resolve("debian-13-containerd")
 	require.NoError(t, err)

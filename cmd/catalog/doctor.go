@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/guestcatalog/guestcatalog/framework/config"
+	"github.com/guestcatalog/guestcatalog/framework/hostcheck"
 	"github.com/guestcatalog/guestcatalog/framework/intervals"
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
 )
@@ -64,6 +65,12 @@ boot (KVM is tried where /dev/kvm can create a VM, then TCG; each with its
 timing), firmware (SeaBIOS, OVMF, AAVMF), the tools for local image builds
 (mmdebstrap, mkfs.ext4) and for user-data schema checks (cloud-init), free disk
 at the cache dir and free memory.
+
+For the other architecture (aarch64 guests on an x86_64 host) it checks the
+emulator, the UEFI firmware (AAVMF), the binfmt_misc registration of
+qemu-user and arch-test (local arm64 image builds), and says that such guests
+are foreign and what that costs: the measured slowdown their intervals are
+scaled by. What is missing there warns; it never fails the verdict.
 
 The accelerator probe boots a Linux kernel with no root file system and waits
 for its panic: that tells a working KVM from a nested one whose guests hang.
@@ -142,7 +149,14 @@ func (a *app) runDoctor(ctx context.Context, o doctorOptions, stderr io.Writer) 
 		add(fileCheck("seabios", doctorFail, "BIOS for x86 disk images", "apt-get install seabios", qemu.SeaBIOSBin))
 		add(fileCheck("ovmf", doctorWarn, "UEFI for templates with firmware: uefi", "apt-get install ovmf", qemu.OVMFCode, qemu.OVMFVars))
 	}
-	add(fileCheck("aavmf", doctorWarn, "UEFI for aarch64 guests", "apt-get install qemu-efi-aarch64", qemu.AAVMFCode, qemu.AAVMFVars))
+	if arch == qemu.ArchAarch64 {
+		add(fileCheck("aavmf", doctorWarn, "UEFI for aarch64 guests", "apt-get install qemu-efi-aarch64", qemu.AAVMFCode, qemu.AAVMFVars))
+	}
+	// Foreign-arch guests (aarch64 on an x86_64 host): emulator, firmware,
+	// qemu-user for local builds, and what emulation costs.
+	for _, c := range foreignArchChecks(hostcheck.Host{}, arch, a.loadIntervalsOrNil()) {
+		add(c)
+	}
 
 	// Accelerator: a real probe boot.
 	add(a.acceleratorCheck(ctx, o, arch, qemuOK, &rep, stderr))
@@ -387,6 +401,49 @@ func (a *app) intervalsCheck() doctorCheck {
 	return c
 }
 
+// loadIntervalsOrNil is the run's interval set, nil when it does not load
+// (intervalsCheck reports that).
+func (a *app) loadIntervalsOrNil() *intervals.Set {
+	s, err := a.envCfg.Intervals()
+	if err != nil {
+		return nil
+	}
+	return s
+}
+
+// foreignArchChecks are doctor's lines for the guest arches other than the
+// host's: the emulator, the UEFI firmware, the binfmt registration of
+// qemu-user (local image builds), and one line saying that such guests are
+// foreign and what it costs (the measured factor their intervals carry).
+// A foreign arch is optional: what is missing warns, never fails.
+func foreignArchChecks(h hostcheck.Host, hostArch string, ivals *intervals.Set) []doctorCheck {
+	var out []doctorCheck
+	for _, arch := range []string{qemu.ArchX8664, qemu.ArchAarch64} {
+		if arch == hostArch {
+			continue
+		}
+		for _, c := range h.Foreign(arch, hostArch) {
+			st := doctorOK
+			if c.Status != hostcheck.OK {
+				st = doctorWarn
+			}
+			out = append(out, doctorCheck{Name: c.Name, Status: st, Detail: c.Detail, Fix: c.Fix})
+		}
+		cost := fmt.Sprintf("%s guests on this %s host are a foreign architecture: no KVM, every instruction is translated by TCG "+
+			"(and a local image build runs the guest's package scripts through qemu-user)", arch, hostArch)
+		if ivals != nil {
+			if f := ivals.ForeignScale(arch, hostArch); f > 1 {
+				cost += fmt.Sprintf("; measured %.1f× slower than a native guest under TCG, so their intervals are scaled ×%.1f "+
+					"(default/wait-ssh %s instead of %s)", f, f,
+					ivals.ForGuest(arch, hostArch).MustGet("default/wait-ssh", intervals.AccelTCG),
+					ivals.MustGet("default/wait-ssh", intervals.AccelTCG))
+			}
+		}
+		out = append(out, doctorCheck{Name: "foreign " + arch, Status: doctorOK, Detail: cost})
+	}
+	return out
+}
+
 func humanBytes(n int64) string {
 	const gib = 1 << 30
 	if n >= gib {
@@ -399,14 +456,18 @@ func printDoctor(w io.Writer, rep doctorReport, format string) error {
 	if format != outputTable {
 		return writeData(w, format, rep)
 	}
+	width := 11
+	for _, c := range rep.Checks {
+		width = max(width, len(c.Name))
+	}
 	for _, c := range rep.Checks {
 		lines := strings.Split(c.Detail, "\n")
-		fmt.Fprintf(w, "%-4s  %-11s  %s\n", strings.ToUpper(c.Status), c.Name, lines[0])
+		fmt.Fprintf(w, "%-4s  %-*s  %s\n", strings.ToUpper(c.Status), width, c.Name, lines[0])
 		for _, l := range lines[1:] {
-			fmt.Fprintf(w, "%-4s  %-11s    %s\n", "", "", l)
+			fmt.Fprintf(w, "%-4s  %-*s    %s\n", "", width, "", l)
 		}
 		if c.Fix != "" && c.Status != doctorOK {
-			fmt.Fprintf(w, "%-4s  %-11s  → %s\n", "", "", c.Fix)
+			fmt.Fprintf(w, "%-4s  %-*s  → %s\n", "", width, "", c.Fix)
 		}
 	}
 	if rep.OK {

@@ -3,10 +3,16 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io/fs"
+	"os/exec"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/guestcatalog/guestcatalog/framework/hostcheck"
+	"github.com/guestcatalog/guestcatalog/framework/intervals"
+	"github.com/guestcatalog/guestcatalog/framework/qemu"
 )
 
 func TestPrintDoctor(t *testing.T) {
@@ -56,4 +62,30 @@ func TestDoctorCommandProbes(t *testing.T) {
 	assert.Regexp(t, `(?m)^(OK|WARN) +accelerator +(kvm|tcg): `, out)
 	assert.Contains(t, out, " probe ok in ")
 	assert.Contains(t, out, "this machine can verify templates")
+}
+
+func TestForeignArchChecks(t *testing.T) {
+	ivals, err := intervals.Load()
+	require.NoError(t, err)
+	missing := hostcheck.Host{BinfmtDir: t.TempDir(),
+		LookPath: func(string) (string, error) { return "", exec.ErrNotFound },
+		Stat:     func(string) (fs.FileInfo, error) { return nil, fs.ErrNotExist }}
+	cs := foreignArchChecks(missing, qemu.ArchX8664, ivals)
+	byName := map[string]doctorCheck{}
+	for _, c := range cs {
+		byName[c.Name] = c
+	}
+	for _, n := range []string{"emulator aarch64", "firmware aarch64", "binfmt qemu-aarch64", "arch-test"} {
+		require.Contains(t, byName, n)
+		assert.Equal(t, doctorWarn, byName[n].Status, "%s: a foreign arch is optional", n)
+		assert.NotEmpty(t, byName[n].Fix, n)
+	}
+	cost := byName["foreign aarch64"]
+	assert.Equal(t, doctorOK, cost.Status)
+	assert.Contains(t, cost.Detail, "foreign architecture")
+	assert.Regexp(t, `measured \d+(\.\d)?× slower`, cost.Detail)
+
+	for _, c := range foreignArchChecks(missing, qemu.ArchAarch64, ivals) {
+		assert.NotContains(t, c.Name, "aarch64", "on an aarch64 host aarch64 is native")
+	}
 }

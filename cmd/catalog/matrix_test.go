@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -28,7 +29,7 @@ func runMatrixCLI(t *testing.T, args ...string) matrix.Matrix {
 // catalog against the catalog itself: every nightly template on every arch
 // it has an image for, and nothing else.
 func TestMatrixCoversTheNightlyTemplates(t *testing.T) {
-	c, err := catalog.LoadEmbedded()
+	c, err := catalog.Load(context.Background())
 	require.NoError(t, err)
 	var want []string
 	for _, tp := range c.Templates() {

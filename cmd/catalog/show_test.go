@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,7 +44,7 @@ func TestShowUnknown(t *testing.T) {
 }
 
 func TestShowSet(t *testing.T) {
-	c, err := catalog.LoadEmbedded()
+	c, err := catalog.Load(context.Background())
 	require.NoError(t, err)
 	var name, param string
 	for _, tmpl := range c.Templates() {

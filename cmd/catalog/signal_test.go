@@ -88,7 +88,7 @@ func TestVerifyParallelCopiesLongLines(t *testing.T) {
 	cfg := a.config()
 	cfg.CacheDir = t.TempDir()
 	cfg.ArtifactsDir = t.TempDir()
-	cat, err := catalog.LoadEmbedded()
+	cat, err := catalog.Load(context.Background())
 	require.NoError(t, err)
 	p := &verifyPlan{cfg: cfg, cat: cat, names: []string{"one", "two"}}
 	done := make(chan error, 1)
@@ -119,7 +119,7 @@ func TestVerifyParallelJSONEvents(t *testing.T) {
 	a := &app{streams: IOStreams{Out: &out, ErrOut: &errOut}, self: child, env: testEnv()}
 	cfg := a.config()
 	cfg.CacheDir, cfg.ArtifactsDir = t.TempDir(), t.TempDir()
-	cat, err := catalog.LoadEmbedded()
+	cat, err := catalog.Load(context.Background())
 	require.NoError(t, err)
 	p := &verifyPlan{cfg: cfg, cat: cat, names: []string{"one", "two"}}
 	o := verifyOptions{parallel: 2, timeout: time.Minute, output: outputOptions{format: outputJSON, defFmt: outputTable, formats: []string{outputTable, outputJSON}}}

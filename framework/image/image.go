@@ -323,16 +323,12 @@ func Resolve(ctx context.Context, t *catalog.Template, arch string, opts ...Opti
 		switch {
 		case im.Build != nil:
 			src := "build:" + im.Build.Suite
-			if arch != catalog.HostArch() {
-				skip(i, src, fmt.Errorf("building a %s image on a %s host: %w", arch, catalog.HostArch(), imagebuild.ErrForeignArch))
-				continue
-			}
 			a, err = o.build(ctx, t, arch, im)
 			if err != nil {
 				if ctx.Err() != nil || errors.Is(err, imagebuild.ErrInvalidRecipe) {
 					return nil, fmt.Errorf("template %s images[%d] %s: %w", t.Name, i, src, err)
 				}
-				if !errors.Is(err, imagebuild.ErrToolMissing) && !errors.Is(err, imagebuild.ErrNeedRoot) {
+				if !errors.Is(err, imagebuild.ErrToolMissing) && !errors.Is(err, imagebuild.ErrNeedRoot) && !errors.Is(err, imagebuild.ErrForeignArch) {
 					// It ran and failed: the recipe or the archive is broken.
 					err = fmt.Errorf("%w: %w", errBroken, err)
 				}

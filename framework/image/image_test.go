@@ -23,6 +23,7 @@ import (
 
 	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/framework/download"
+	"github.com/guestcatalog/guestcatalog/framework/hostcheck"
 	"github.com/guestcatalog/guestcatalog/framework/imagebuild"
 	"github.com/guestcatalog/guestcatalog/framework/qemu/qemutest"
 )
@@ -274,13 +275,24 @@ func TestNoUsableImageListsEveryReason(t *testing.T) {
 	assert.ErrorContains(t, err, "template empty has no image for "+host)
 }
 
-func TestABuildEntryForAnotherArchIsSkipped(t *testing.T) {
+// A build entry for another arch is built (through qemu-user); when this
+// host cannot (no binfmt registration), the entry is skipped as
+// unavailable, not broken.
+func TestABuildEntryForAnotherArchIsBuiltOrSkipped(t *testing.T) {
 	tt := &catalog.Template{Name: "t", Images: []catalog.Image{{Arch: otherArch(), Build: &catalog.BuildRecipe{Suite: "trixie"}}}}
 	b := &fakeBuilder{}
-	_, err := Resolve(context.Background(), tt, otherArch(), WithOffline(), WithBuilder(b.Build), WithCacheDir(t.TempDir()))
+	a, err := Resolve(context.Background(), tt, otherArch(), WithOffline(), WithBuilder(b.Build), WithCacheDir(t.TempDir()))
+	require.NoError(t, err)
+	assert.Equal(t, 1, b.calls)
+	assert.Equal(t, otherArch(), a.Arch)
+
+	b = &fakeBuilder{err: fmt.Errorf("building: %w: %w", imagebuild.ErrForeignArch, hostcheck.ErrBinfmt)}
+	_, err = Resolve(context.Background(), tt, otherArch(), WithOffline(), WithBuilder(b.Build), WithCacheDir(t.TempDir()))
 	require.ErrorIs(t, err, ErrNoImage)
 	assert.ErrorIs(t, err, imagebuild.ErrForeignArch)
-	assert.Zero(t, b.calls)
+	reason, ok := Unavailable(err)
+	assert.True(t, ok, "a host that cannot emulate the arch makes the image unavailable, not broken")
+	assert.Contains(t, reason, "foreign-arch")
 }
 
 // Every refusal names the file and the field, and is final: the next

@@ -18,6 +18,7 @@ import (
 	"github.com/gofrs/flock"
 
 	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/framework/hostcheck"
 )
 
 // Status says where an artifact came from.
@@ -118,11 +119,18 @@ type options struct {
 	headroom int64
 	compress bool
 	sbinDirs []string // searched after PATH for the build tools
+	host     hostcheck.Host
 }
 
 // withSbinDirs replaces /usr/sbin and /sbin (tests hide the tools).
 func withSbinDirs(dirs []string) Option {
 	return func(o *options) error { o.sbinDirs = dirs; return nil }
+}
+
+// WithHost checks foreign-arch builds against h instead of this machine
+// (tests give a fake binfmt_misc directory).
+func WithHost(h hostcheck.Host) Option {
+	return func(o *options) error { o.host = h; return nil }
 }
 
 // WithCacheDir sets the cache root; images go to <dir>/images/<key>/.
@@ -157,8 +165,10 @@ func WithOutput(w io.Writer) Option {
 	return func(o *options) error { o.output = w; return nil }
 }
 
-// WithArch builds for a catalog arch (x86_64, aarch64); only the host's
-// arch can be built (ErrForeignArch). Default: the host's.
+// WithArch builds for a catalog arch (x86_64, aarch64). Default: the
+// host's. A foreign arch (arm64 on x86_64) is built through qemu-user: its
+// binfmt_misc registration must be in place (else ErrForeignArch, saying
+// how to fix it); an image already in the cache needs none.
 func WithArch(arch string) Option {
 	return func(o *options) error { o.arch = arch; return nil }
 }
@@ -225,9 +235,6 @@ func Build(ctx context.Context, recipe catalog.BuildRecipe, extraPackages []stri
 	if err != nil {
 		return nil, err
 	}
-	if host := catalog.HostArch(); o.arch != host {
-		return nil, fmt.Errorf("building %s image on a %s host: %w", o.arch, host, ErrForeignArch)
-	}
 	plan, err := NewPlan(recipe, extraPackages, o.arch)
 	if err != nil {
 		return nil, err
@@ -260,7 +267,13 @@ func Build(ctx context.Context, recipe catalog.BuildRecipe, extraPackages []stri
 			log.Warn("rebuilding unusable cache entry", "err", err)
 		}
 	}
-	tools, err := checkTools(o.sbinDirs)
+	if host := catalog.HostArch(); o.arch != host {
+		// The guest's maintainer scripts run through qemu-user.
+		if err := o.host.BinfmtReady(o.arch); err != nil {
+			return nil, fmt.Errorf("building %s image on a %s host: %w: %w", o.arch, host, ErrForeignArch, err)
+		}
+	}
+	tools, err := checkTools(toolsFor(o.arch), o.sbinDirs)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/framework/hostcheck"
 )
 
 // noTools hides every build tool for the rest of the test: PATH here,
@@ -134,9 +135,14 @@ func TestBuildRefusesAForeignArch(t *testing.T) {
 	if catalog.HostArch() == catalog.ArchAarch64 {
 		other = catalog.ArchX8664
 	}
-	_, err := Build(context.Background(), unitRecipe, nil, WithCacheDir(t.TempDir()), WithArch(other))
+	// No binfmt_misc (an empty directory): qemu-user cannot run the
+	// guest's maintainer scripts.
+	_, err := Build(context.Background(), unitRecipe, nil, WithCacheDir(t.TempDir()), WithArch(other),
+		WithHost(hostcheck.Host{BinfmtDir: t.TempDir()}))
 	require.ErrorIs(t, err, ErrForeignArch)
+	assert.ErrorIs(t, err, hostcheck.ErrBinfmt)
 	assert.ErrorContains(t, err, "building "+other+" image on a "+catalog.HostArch()+" host")
+	assert.ErrorContains(t, err, "update-binfmts --enable qemu-"+other)
 }
 
 func TestBuildRejectsAnInvalidRecipeBeforeAnythingElse(t *testing.T) {

@@ -28,9 +28,9 @@ const DefaultMirror = "http://deb.debian.org/debian"
 const KeyLength = 16
 
 // ErrForeignArch is returned for a recipe built for another arch than the
-// host's: the builder runs the guest's maintainer scripts natively and has no
-// emulation (qemu-user) path.
-var ErrForeignArch = errors.New("local image builds run for the host arch only")
+// host's when qemu-user cannot run that arch's binaries here (the guest's
+// maintainer scripts run through it; see hostcheck.BinfmtReady).
+var ErrForeignArch = errors.New("a foreign-arch image build needs qemu-user registered with binfmt_misc")
 
 // ErrInvalidRecipe is wrapped by recipe validation errors.
 var ErrInvalidRecipe = errors.New("invalid build recipe")

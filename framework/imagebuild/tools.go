@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/guestcatalog/guestcatalog/catalog"
 )
 
 // ErrToolMissing is wrapped when a program the builder runs is not
@@ -35,6 +37,10 @@ func Tools() []Tool {
 	}
 }
 
+// ForeignTools are needed on top of Tools for a foreign-arch build:
+// mmdebstrap refuses a foreign architecture without arch-test.
+func ForeignTools() []Tool { return []Tool{{"arch-test", "arch-test"}} }
+
 // sbinDirs are searched after PATH.
 func sbinDirs() []string { return []string{"/usr/sbin", "/sbin"} }
 
@@ -57,12 +63,25 @@ func lookTool(name string, sbin []string) (string, error) {
 
 // CheckTools finds every tool a build needs and returns their paths by
 // command name, or one error naming every missing tool and its package.
-func CheckTools() (map[string]string, error) { return checkTools(sbinDirs()) }
+func CheckTools() (map[string]string, error) { return CheckToolsFor("") }
 
-func checkTools(sbin []string) (map[string]string, error) {
+// CheckToolsFor is CheckTools for a build of arch on this host: a foreign
+// arch needs ForeignTools too.
+func CheckToolsFor(arch string) (map[string]string, error) {
+	return checkTools(toolsFor(arch), sbinDirs())
+}
+
+func toolsFor(arch string) []Tool {
+	if arch != "" && arch != catalog.HostArch() {
+		return append(Tools(), ForeignTools()...)
+	}
+	return Tools()
+}
+
+func checkTools(tools []Tool, sbin []string) (map[string]string, error) {
 	paths := map[string]string{}
 	var missing, pkgs []string
-	for _, t := range Tools() {
+	for _, t := range tools {
 		p, err := lookTool(t.Command, sbin)
 		if err != nil {
 			missing = append(missing, fmt.Sprintf("%s (Debian package %s)", t.Command, t.Package))

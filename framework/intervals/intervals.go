@@ -43,6 +43,14 @@ func accels() []string {
 	return []string{AccelKVM, AccelTCG, AccelHVF}
 }
 
+// Guest architectures a foreign factor can be given for.
+const (
+	ArchX8664   = "x86_64"
+	ArchAarch64 = "aarch64"
+)
+
+func knownArch(a string) bool { return a == ArchX8664 || a == ArchAarch64 }
+
 // entry is one interval after parsing.
 type entry struct {
 	base   time.Duration
@@ -57,6 +65,14 @@ type entry struct {
 type Set struct {
 	scale   map[string]float64
 	entries map[string]entry
+	// foreign is the extra factor per guest arch when it is not the
+	// host's (the guest's instructions are translated by TCG: an aarch64
+	// guest on an x86_64 host).
+	foreign map[string]float64
+	// factor multiplies every scaled interval (ForGuest); 0 means 1.
+	factor float64
+	// guestArch is the foreign arch factor was chosen for ("" native).
+	guestArch string
 }
 
 // Option changes how Load builds a Set.
@@ -140,14 +156,57 @@ func (s *Set) Get(name, accel string) (time.Duration, error) {
 	if e.final != nil {
 		return *e.final, nil
 	}
+	f := 1.0
+	if e.scaled {
+		f = s.Factor()
+	}
 	if d, ok := e.per[accel]; ok {
-		return d, nil
+		return time.Duration(float64(d) * f), nil
 	}
 	if !e.scaled || accel == "" {
-		return e.base, nil
+		return time.Duration(float64(e.base) * f), nil
 	}
-	return time.Duration(float64(e.base) * s.scale[accel]), nil
+	return time.Duration(float64(e.base) * s.scale[accel] * f), nil
 }
+
+// ForeignScale is the factor for a guest of guestArch on a host of
+// hostArch: 1 when they are the same or no factor is known for guestArch.
+func (s *Set) ForeignScale(guestArch, hostArch string) float64 {
+	if guestArch == "" || guestArch == hostArch {
+		return 1
+	}
+	if f, ok := s.foreign[guestArch]; ok {
+		return f
+	}
+	return 1
+}
+
+// ForGuest returns the set for a guest of guestArch on a host of hostArch:
+// s itself for a native guest, else a copy whose scaled intervals (and
+// explicit per-accelerator values) are multiplied by ForeignScale. Final
+// values from the environment and `scaled: false` intervals are not.
+// It is idempotent: the factor replaces, never compounds, one applied
+// before.
+func (s *Set) ForGuest(guestArch, hostArch string) *Set {
+	f := s.ForeignScale(guestArch, hostArch)
+	if f == 1 {
+		return s
+	}
+	c := *s
+	c.factor, c.guestArch = f, guestArch
+	return &c
+}
+
+// Factor is the foreign-arch factor this set applies (1 for a native guest).
+func (s *Set) Factor() float64 {
+	if s.factor == 0 {
+		return 1
+	}
+	return s.factor
+}
+
+// ForeignArch is the guest arch ForGuest applied a factor for ("" native).
+func (s *Set) ForeignArch() string { return s.guestArch }
 
 // MustGet is Get for names that are known at compile time; it panics on an
 // unknown name (a programming error, not a configuration error).
@@ -193,6 +252,7 @@ func (s *Set) Source(name string) string { return s.entries[name].source }
 // file is the YAML shape of defaults.yaml and user files.
 type file struct {
 	Scale     map[string]float64   `yaml:"scale"`
+	Foreign   map[string]float64   `yaml:"foreign"`
 	Intervals map[string]fileEntry `yaml:"intervals"`
 }
 
@@ -227,10 +287,11 @@ func parse(b []byte, source string, base *Set) (*Set, error) {
 	if err := yaml.UnmarshalWithOptions(b, &f, yaml.Strict()); err != nil {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
-	s := &Set{scale: map[string]float64{}, entries: map[string]entry{}}
+	s := &Set{scale: map[string]float64{}, entries: map[string]entry{}, foreign: map[string]float64{}}
 	if base != nil {
 		maps.Copy(s.scale, base.scale)
 		maps.Copy(s.entries, base.entries)
+		maps.Copy(s.foreign, base.foreign)
 	}
 	var errs []error
 	for _, a := range slices.Sorted(maps.Keys(f.Scale)) {
@@ -242,6 +303,17 @@ func parse(b []byte, source string, base *Set) (*Set, error) {
 			errs = append(errs, fmt.Errorf("%s: scale.%s: must be positive, got %v", source, a, v))
 		default:
 			s.scale[a] = v
+		}
+	}
+	for _, a := range slices.Sorted(maps.Keys(f.Foreign)) {
+		v := f.Foreign[a]
+		switch {
+		case !knownArch(a):
+			errs = append(errs, fmt.Errorf("%s: foreign.%s: unknown arch (want %s or %s)", source, a, ArchX8664, ArchAarch64))
+		case v < 1:
+			errs = append(errs, fmt.Errorf("%s: foreign.%s: must be at least 1 (emulating an arch is never faster), got %v", source, a, v))
+		default:
+			s.foreign[a] = v
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(f.Intervals)) {

@@ -197,3 +197,43 @@ func TestDefault(t *testing.T) {
 	require.NoError(t, err)
 	assert.Positive(t, s.MustGet("default/wait-kernel", AccelKVM))
 }
+
+func TestForeignArchFactor(t *testing.T) {
+	s, err := Load(WithFile(writeFile(t, "foreign: {aarch64: 2.5}\nintervals:\n  x/fixed: {base: 10s, tcg: 40s}\n")))
+	require.NoError(t, err)
+	native := s.ForGuest(ArchX8664, ArchX8664)
+	assert.Same(t, s, native, "a native guest gets the set as it is")
+	assert.Equal(t, 1.0, native.Factor())
+	assert.Equal(t, "", native.ForeignArch())
+
+	f := s.ForGuest(ArchAarch64, ArchX8664)
+	assert.Equal(t, 2.5, f.Factor())
+	assert.Equal(t, ArchAarch64, f.ForeignArch())
+	assert.Equal(t, 2.5, s.ForeignScale(ArchAarch64, ArchX8664))
+	assert.Equal(t, 1.0, s.ForeignScale(ArchAarch64, ArchAarch64))
+
+	tcg := s.MustGet("default/wait-ssh", AccelTCG)
+	assert.Equal(t, time.Duration(float64(tcg)*2.5), f.MustGet("default/wait-ssh", AccelTCG), "scaled on top of the accelerator")
+	assert.Equal(t, 100*time.Second, f.MustGet("x/fixed", AccelTCG), "an explicit per-accelerator value carries the factor too")
+	assert.Equal(t, s.MustGet("default/poll", AccelTCG), f.MustGet("default/poll", AccelTCG), "scaled: false stays")
+	assert.Equal(t, tcg, s.MustGet("default/wait-ssh", AccelTCG), "the original set is unchanged")
+	assert.Equal(t, f.MustGet("default/wait-ssh", AccelTCG), f.ForGuest(ArchAarch64, ArchX8664).MustGet("default/wait-ssh", AccelTCG), "idempotent")
+
+	// An environment value is final.
+	e, err := Load(WithEnv(map[string]string{EnvName("default/wait-ssh"): "7s"}))
+	require.NoError(t, err)
+	assert.Equal(t, 7*time.Second, e.ForGuest(ArchAarch64, ArchX8664).MustGet("default/wait-ssh", AccelTCG))
+}
+
+func TestDefaultsHaveMeasuredForeignFactor(t *testing.T) {
+	s, err := Load()
+	require.NoError(t, err)
+	assert.Greater(t, s.ForeignScale(ArchAarch64, ArchX8664), 1.0)
+}
+
+func TestForeignFileErrors(t *testing.T) {
+	_, err := Load(WithFile(writeFile(t, "foreign: {riscv64: 2, aarch64: 0.5}\n")))
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "foreign.riscv64: unknown arch")
+	assert.ErrorContains(t, err, "foreign.aarch64: must be at least 1")
+}

@@ -2,6 +2,7 @@ package machine
 
 import (
 	"context"
+	"github.com/guestcatalog/guestcatalog/framework/config"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -29,10 +30,20 @@ func debianImage(t testing.TB) Image {
 	requireTool(t, "qemu-system-x86_64", "qemu-img", "mmdebstrap", "mkfs.ext4")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	a, err := image.Resolve(ctx, debianTemplate(t), catalog.ArchX8664, image.WithOffline(), image.WithProgress(testWriter{t}))
+	a, err := image.Resolve(ctx, debianTemplate(t), catalog.ArchX8664, image.WithOffline(), image.WithProgress(testWriter{t}), image.WithCacheDir(testCacheDir(t)))
 	require.NoError(t, err)
 	entry := a.Entry
 	return Image{Disk: a.Disk, Format: a.Format, Kernel: a.Kernel, Initrd: a.Initrd, Append: a.Append, Firmware: a.Firmware, Entry: &entry}
+}
+
+// testCacheDir is the cache the integration tests share with the CLI
+// ($GUESTCATALOG_CACHE, else the user's cache dir), so the Debian image is
+// built once per machine.
+func testCacheDir(t testing.TB) string {
+	t.Helper()
+	d, err := config.DefaultCacheDir(os.LookupEnv)
+	require.NoError(t, err)
+	return d
 }
 
 type testWriter struct{ t testing.TB }

@@ -210,6 +210,10 @@ func newMachine(cfg Config) (*Machine, error) {
 			return nil, fmt.Errorf("machine.Start %s: %w", cfg.Template.Name, err)
 		}
 	}
+	// A foreign-arch guest (aarch64 on an x86_64 host) is translated by
+	// TCG instruction by instruction: its intervals carry the measured
+	// foreign factor on top of the accelerator's scale.
+	ivals = ivals.ForGuest(cfg.Arch, catalog.HostArch())
 	name := cfg.Name
 	if name == "" {
 		var b [3]byte

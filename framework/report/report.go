@@ -92,21 +92,31 @@ type Attempt struct {
 
 // Template is report.json: the verdict for one template.
 type Template struct {
-	Template      string    `json:"template"`
-	Arch          string    `json:"arch,omitempty"`
-	Result        Result    `json:"result"`
-	Reason        string    `json:"reason,omitempty"`
-	Accelerator   string    `json:"accelerator,omitempty"`
-	AccelReason   string    `json:"acceleratorReason,omitempty"`
-	Image         Image     `json:"image"`
-	QEMUVersion   string    `json:"qemuVersion,omitempty"`
-	EngineVersion string    `json:"engineVersion,omitempty"`
-	Provisioned   string    `json:"provisioned,omitempty"` // "fresh" or "reused"
-	Phases        []Phase   `json:"phases,omitempty"`
-	Checks        []Check   `json:"checks"`
-	Artifacts     string    `json:"artifacts,omitempty"`
-	Started       time.Time `json:"started"`
-	Seconds       float64   `json:"seconds"`
+	Template    string `json:"template"`
+	Arch        string `json:"arch,omitempty"`
+	Result      Result `json:"result"`
+	Reason      string `json:"reason,omitempty"`
+	Accelerator string `json:"accelerator,omitempty"`
+	AccelReason string `json:"acceleratorReason,omitempty"`
+	// HostArch is the arch of the machine that ran the guest.
+	HostArch string `json:"hostArch,omitempty"`
+	// ForeignArch is true when the guest's arch is not the host's: no KVM,
+	// TCG translates every guest instruction (an aarch64 guest on an
+	// x86_64 host), and the run's intervals carry EmulationFactor.
+	ForeignArch bool `json:"foreignArch,omitempty"`
+	// EmulationFactor is the measured slowdown of a foreign-arch guest
+	// against a native one under TCG (intervals foreign.<arch>), applied
+	// on top of the accelerator's scale.
+	EmulationFactor float64   `json:"emulationFactor,omitempty"`
+	Image           Image     `json:"image"`
+	QEMUVersion     string    `json:"qemuVersion,omitempty"`
+	EngineVersion   string    `json:"engineVersion,omitempty"`
+	Provisioned     string    `json:"provisioned,omitempty"` // "fresh" or "reused"
+	Phases          []Phase   `json:"phases,omitempty"`
+	Checks          []Check   `json:"checks"`
+	Artifacts       string    `json:"artifacts,omitempty"`
+	Started         time.Time `json:"started"`
+	Seconds         float64   `json:"seconds"`
 
 	// issue 11 (c-verified).
 	// ReuseDiscarded says why a saved guest was not reused but discarded

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -75,4 +76,14 @@ func TestFlakyAndDiscardedAreReported(t *testing.T) {
 	back, err := ReadFile(p)
 	require.NoError(t, err)
 	assert.Equal(t, rep.Attempts, back.Attempts)
+}
+
+func TestForeignArchFieldsAreCamelCaseAndOmittedWhenNative(t *testing.T) {
+	b, err := json.Marshal(&Template{Template: "t", Arch: "aarch64", Accelerator: "tcg", HostArch: "x86_64", ForeignArch: true, EmulationFactor: 2.5})
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"arch":"aarch64","result":"","accelerator":"tcg","hostArch":"x86_64","foreignArch":true,"emulationFactor":2.5`)
+	b, err = json.Marshal(&Template{Template: "t", Arch: "x86_64", HostArch: "x86_64"})
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), "foreignArch")
+	assert.NotContains(t, string(b), "emulationFactor")
 }

@@ -106,6 +106,13 @@ func isStaticELF(b []byte) bool {
 // uncompressed tar such as RootfsTar writes). cmd is the image's default
 // command.
 func OCIArchive(w io.Writer, ref string, rootfs []byte, cmd []string) error {
+	return OCIArchiveFor(w, ref, rootfs, cmd, runtime.GOARCH)
+}
+
+// OCIArchiveFor is OCIArchive for an image of another architecture (Go's
+// and OCI's name: amd64, arm64), whose rootfs holds that arch's busybox
+// (FetchBusybox).
+func OCIArchiveFor(w io.Writer, ref string, rootfs []byte, cmd []string, goarch string) error {
 	if ref == "" || !strings.Contains(ref, ":") {
 		return errors.New("OCIArchive: ref must be name:tag")
 	}
@@ -117,7 +124,7 @@ func OCIArchive(w io.Writer, ref string, rootfs []byte, cmd []string) error {
 	if err := gz.Close(); err != nil {
 		return err
 	}
-	arch := runtime.GOARCH
+	arch := goarch
 	config := map[string]any{
 		"created":      epoch().Format(time.RFC3339),
 		"architecture": arch,

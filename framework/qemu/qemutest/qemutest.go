@@ -44,6 +44,18 @@ func RequireTools(t testing.TB, tools ...string) {
 	}
 }
 
+// RequireFiles is RequireTools for data files (firmware images): a
+// missing one skips, or fails when GUESTCATALOG_REQUIRE_TOOLS=1; fix
+// names the package to install.
+func RequireFiles(t testing.TB, fix string, files ...string) {
+	t.Helper()
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			missing(t, "%s missing (%s)", f, fix)
+		}
+	}
+}
+
 func missing(t testing.TB, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
