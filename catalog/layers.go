@@ -15,7 +15,7 @@ type LoadOption func(*loadOptions)
 type loadOptions struct {
 	builtin bool
 	paths   []string
-	// oneLayer puts every path in layer 1 (LoadFiles: files validated
+	// oneLayer puts every path in layer 1 (tests' load: files validated
 	// together, a name defined twice is an error).
 	oneLayer bool
 	// limits bound what the files may cost (zero fields are the

@@ -46,28 +46,6 @@ func (d *document) locate(field string) Position {
 	return d.pos.locate(field)
 }
 
-// LoadEmbedded loads the templates shipped in the binary.
-//
-// Load reads each document strictly (unknown fields, duplicate keys, wrong
-// types and an unknown apiVersion or kind are errors with file:line:col) and
-// checks each document's own fields; it composes nothing. A template is
-// composed, defaulted and fully validated by [Catalog.Resolve].
-//
-// The Catalog is returned even when err is not nil: it holds every document
-// that loaded, and [Catalog.Check] reports the others. err is a [Problems].
-func LoadEmbedded() (*Catalog, error) {
-	return load(true, nil)
-}
-
-// LoadFiles loads the shipped templates and layers the named files (or
-// directories of *.yaml files) over them: a document named like a shipped
-// one replaces it, others are added, and a file's templates may use the
-// shipped fragments as bases. Files may hold several documents separated by
-// `---`. Errors are returned as by [LoadEmbedded].
-func LoadFiles(paths ...string) (*Catalog, error) {
-	return load(true, paths)
-}
-
 // load builds a catalog from the embedded templates (if withEmbedded) and
 // the files named, all in one layer; tests load fixtures alone with
 // withEmbedded false.

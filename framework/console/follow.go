@@ -222,14 +222,6 @@ func (m Match) String() string {
 	return fmt.Sprintf("%s (line %d: %q)", m.Pattern.Name, m.Line.Num, m.Line.Text)
 }
 
-// Watch follows a file and emits every line that matches one of the
-// patterns (classified by Classify: failures first). A prompt without a
-// newline is matched as soon as the writer pauses, and not again when the
-// line completes. The channel is closed when following ends (see Follow).
-func Watch(ctx context.Context, path string, patterns ...Pattern) <-chan Match {
-	return WatchWith(ctx, path, nil, patterns...)
-}
-
 // WatchWith is Watch with follow options.
 func WatchWith(ctx context.Context, path string, opts []FollowOption, patterns ...Pattern) <-chan Match {
 	out := make(chan Match, 16)

@@ -60,8 +60,6 @@ func (d Digest) String() string {
 // IsZero reports whether d is unset.
 func (d Digest) IsZero() bool { return d.Algo == "" }
 
-func (d Digest) newHash() hash.Hash { return newHash(d.Algo) }
-
 func newHash(algo string) hash.Hash {
 	if algo == SHA512 {
 		return sha512.New()

@@ -73,16 +73,6 @@ func (l *reqLog) count(method string) int {
 	return n
 }
 
-func (l *reqLog) ranged() int {
-	n := 0
-	for _, r := range l.all() {
-		if strings.HasPrefix(r, "GET ") {
-			n++
-		}
-	}
-	return n
-}
-
 var modTime = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // serveBytes is a well-behaved server: ranges, HEAD, Last-Modified.

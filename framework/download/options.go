@@ -142,12 +142,6 @@ func WithProgressBar(on bool) Option {
 	return func(c *config) error { c.progressBar = &on; return nil }
 }
 
-// WithName sets the name shown in progress output (default: the URL's
-// file name).
-func WithName(name string) Option {
-	return func(c *config) error { c.name = name; return nil }
-}
-
 // WithRetry bounds retries of transient failures: at most maxAttempts
 // attempts (1 = no retry) within maxElapsed (0 = no time bound).
 func WithRetry(maxAttempts int, maxElapsed time.Duration) Option {

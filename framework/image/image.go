@@ -434,9 +434,3 @@ func probeInfo(ctx context.Context, path string) (qemu.ImageInfo, error) {
 	return qemu.Info(ctx, path, "")
 }
 
-// String is a one-line summary: "build:trixie (built) /…/disk.qcow2".
-func (a *Artifact) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s (%s, %s) %s", a.Source, a.Status, a.Format, a.Disk)
-	return b.String()
-}

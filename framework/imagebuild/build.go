@@ -189,15 +189,6 @@ func WithHeadroom(bytes int64) Option {
 	}
 }
 
-// WithCompression writes a compressed qcow2 (zstd clusters): 415 MiB →
-// 175 MiB for debian-13-containerd, at the cost of decompressing what the
-// guest reads (reading the whole image back took 1.24 s instead of 0.56 s
-// of host CPU, which TCG's vCPU threads compete for). Off by default. It
-// only affects new builds: it is not part of the cache key.
-func WithCompression(on bool) Option {
-	return func(o *options) error { o.compress = on; return nil }
-}
-
 func newOptions(opts []Option) (*options, error) {
 	o := &options{
 		sbinDirs: sbinDirs(),

@@ -58,9 +58,6 @@ func checkMetadata(ctx context.Context, in Input) (Status, string) {
 	return heldUnless(strings.Contains(out, " open "), oneLine(out), oneLine(out))
 }
 
-// restricted says whether the template's policy allows no direct egress.
-func restricted(t *catalog.Template) bool { return t.NetworkPolicy().Restricted() }
-
 func checkDirectEgress(ctx context.Context, in Input) (Status, string) {
 	if in.Targets.IPv4 == "" {
 		return Skipped, "no outside IPv4 address known on the host to try"

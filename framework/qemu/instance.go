@@ -71,10 +71,6 @@ func WithRunDir(rd *RunDir) Option { return func(c *startConfig) { c.runDir = rd
 // (artifacts) instead of the run dir, which Shutdown removes.
 func WithLogDir(dir string) Option { return func(c *startConfig) { c.logDir = dir } }
 
-// WithEventsFile appends every QMP event as a JSON line to path
-// (default: qmp-events.jsonl in the log dir).
-func WithEventsFile(path string) Option { return func(c *startConfig) { c.eventsFile = path } }
-
 // WithIntervals sets the intervals used (default intervals.Default()):
 // default/qmp-connect, default/kill-grace, accel/kvm-stall.
 func WithIntervals(s *intervals.Set) Option { return func(c *startConfig) { c.intervals = s } }

@@ -15,9 +15,6 @@ type TransferOption func(*transfer)
 
 type transfer struct{ sudo bool }
 
-// WithSudo reads or writes the remote file as root (`sudo -n`).
-func WithSudo() TransferOption { return func(t *transfer) { t.sudo = true } }
-
 // uploadScript writes stdin to a temporary file beside the target, sets the
 // mode, then renames it into place: a reader never sees half a file.
 const uploadScript = `set -e
