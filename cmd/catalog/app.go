@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/framework/config"
 	"github.com/guestcatalog/guestcatalog/framework/version"
 )
@@ -76,7 +77,7 @@ func Run(ctx context.Context, args []string, streams IOStreams, environ []string
 	a := &app{streams: streams, env: environ}
 	cfg, err := config.Parse(environ)
 	if err != nil {
-		fmt.Fprintln(streams.ErrOut, "catalog:", err)
+		fmt.Fprintln(streams.ErrOut, "catalog:", sanitizeLines(err.Error()))
 		return ExitUsage
 	}
 	a.envCfg = cfg
@@ -100,7 +101,7 @@ func (a *app) exitCode(ctx context.Context, err error) int {
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return ExitInterrupted
 	}
-	fmt.Fprintln(a.streams.ErrOut, "catalog:", err)
+	fmt.Fprintln(a.streams.ErrOut, "catalog:", sanitizeLines(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) {
 		return ExitUsage
@@ -225,4 +226,15 @@ func (a *app) checkConfig(c config.Config) error {
 		return usageError{err}
 	}
 	return nil
+}
+
+// sanitizeLines escapes control characters line by line (catalog.Sanitize),
+// keeping the message's own line breaks: an error may carry names and
+// values from a hostile template file.
+func sanitizeLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = catalog.Sanitize(l)
+	}
+	return strings.Join(lines, "\n")
 }

@@ -102,17 +102,17 @@ func (a *app) runValidate(ctx context.Context, out io.Writer, args []string, for
 	seen := map[string]bool{}
 	for _, r := range results {
 		if r.OK() {
-			fmt.Fprintf(out, "PASS %s\n", r.Name)
+			fmt.Fprintf(out, "PASS %s\n", catalog.Quote(r.Name))
 		} else {
 			failed++
-			fmt.Fprintf(out, "FAIL %s\n", r.Name)
+			fmt.Fprintf(out, "FAIL %s\n", catalog.Quote(r.Name))
 			printProblems(out, r.Errors)
 		}
 		for _, w := range r.Warnings {
 			if s := w.Error(); !seen[s] {
 				seen[s] = true
 				warned++
-				fmt.Fprintf(out, "WARN %s\n", s)
+				fmt.Fprintf(out, "WARN %s\n", catalog.Sanitize(s))
 			}
 		}
 	}

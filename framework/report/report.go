@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/framework/fsutil"
 	"github.com/guestcatalog/guestcatalog/framework/version"
 )
@@ -205,16 +206,18 @@ func ReadFile(path string) (*Template, error) {
 
 // CheckLine is the CLI's line for one check: "  PASS     3.1s  docker: run".
 func CheckLine(c Check) string {
-	line := fmt.Sprintf("  %-7s %6.1fs  %s", c.Result.Verdict(), c.Seconds, c.Name)
+	// Check names and messages come from templates (declarative checks)
+	// and guests: never let them move the cursor or rewrite a line.
+	line := fmt.Sprintf("  %-7s %6.1fs  %s", c.Result.Verdict(), c.Seconds, catalog.Sanitize(c.Name))
 	if c.Result != Pass && c.Message != "" {
-		line += "\n           " + strings.ReplaceAll(firstLine(c.Message), "\n", " ")
+		line += "\n           " + catalog.Sanitize(strings.ReplaceAll(firstLine(c.Message), "\n", " "))
 	}
 	return line
 }
 
 // VerdictLine is the CLI's line for one template.
 func VerdictLine(t *Template) string {
-	s := fmt.Sprintf("%s %s (%.0fs", t.Result.Verdict(), t.Template, t.Seconds)
+	s := fmt.Sprintf("%s %s (%.0fs", t.Result.Verdict(), catalog.Quote(t.Template), t.Seconds)
 	if t.Accelerator != "" {
 		s += ", " + t.Accelerator
 	}
@@ -223,7 +226,7 @@ func VerdictLine(t *Template) string {
 	}
 	s += ")"
 	if t.Reason != "" {
-		s += ": " + t.Reason
+		s += ": " + catalog.Sanitize(t.Reason)
 	}
 	if t.Result == Fail && t.Artifacts != "" {
 		s += "\n  artifacts: " + t.Artifacts
