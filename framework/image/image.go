@@ -433,4 +433,3 @@ func (o *options) fetch(ctx context.Context, im catalog.Image) (*Artifact, error
 func probeInfo(ctx context.Context, path string) (qemu.ImageInfo, error) {
 	return qemu.Info(ctx, path, "")
 }
-
