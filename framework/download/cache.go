@@ -154,10 +154,7 @@ func (c *Cache) Fetch(ctx context.Context, rawURL, digest string, opts ...Option
 		dir: c.EntryDir(rawURL),
 		log: cfg.logger.With("url", rawURL),
 	}
-	f.name = cfg.name
-	if f.name == "" {
-		f.name = path.Base(u.Path)
-	}
+	f.name = path.Base(u.Path)
 	f.format, f.origName = compressionOf(u.Path)
 	if !cfg.decompress {
 		f.format = ""

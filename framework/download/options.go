@@ -32,7 +32,6 @@ type config struct {
 	stallTimeout   time.Duration
 	lockPoll       time.Duration
 	decompress     bool
-	name           string
 	inlineHash     bool
 }
 

@@ -34,15 +34,14 @@ var ErrExited = errors.New("qemu has exited")
 type Option func(*startConfig)
 
 type startConfig struct {
-	log        *slog.Logger
-	runRoot    string
-	runDir     *RunDir
-	logDir     string
-	eventsFile string
-	intervals  *intervals.Set
-	kvmStall   time.Duration
-	detached   bool
-	freePort   func() (int, error) // FreePort; tests lose the race on purpose
+	log       *slog.Logger
+	runRoot   string
+	runDir    *RunDir
+	logDir    string
+	intervals *intervals.Set
+	kvmStall  time.Duration
+	detached  bool
+	freePort  func() (int, error) // FreePort; tests lose the race on purpose
 }
 
 // withFreePort replaces FreePort (tests).
@@ -306,10 +305,7 @@ func launchProcess(ctx context.Context, spec Spec, argv []string, cfg *startConf
 	if err != nil {
 		return nil, fmt.Errorf("starting qemu: %w", err)
 	}
-	evPath := cfg.eventsFile
-	if evPath == "" {
-		evPath = filepath.Join(logDir, EventsName)
-	}
+	evPath := filepath.Join(logDir, EventsName)
 	evFile, err := os.OpenFile(evPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		out.Close()
