@@ -67,7 +67,8 @@ type app struct {
 	catalogs  []string
 	noBuiltin bool
 
-	self string // the executable verify --parallel runs (tests: a stand-in)
+	self     string               // the executable verify --parallel runs (tests: a stand-in)
+	terminal func(io.Writer) bool // tests: says a writer is a terminal (nil: isTerminal)
 }
 
 // Run runs the catalog command line args (without the program name) and

@@ -51,6 +51,9 @@ type renderer struct {
 	lastProg map[string]time.Time
 	status   string // the status line on screen ("" none)
 	stopped  bool   // Run ended: no status line any more
+	// parallel: templates run side by side (verify --parallel), so one
+	// template's start does not end the others' status.
+	parallel bool
 }
 
 type liveState struct {
@@ -99,9 +102,38 @@ func (r *renderer) Event(ev machine.Event) {
 	}
 }
 
+// Observe updates the status line from an event another process printed
+// already (a verify --parallel child): no line, no JSON.
+func (r *renderer) Observe(ev machine.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ev.Time.IsZero() {
+		ev.Time = r.now()
+	}
+	r.track(ev)
+	if !r.quiet {
+		r.redrawLocked()
+	}
+}
+
+// parseJSONEvent reads one line of `verify --output json` back into an
+// event; ok is false for any other line.
+func parseJSONEvent(line []byte) (machine.Event, bool) {
+	var j jsonEvent
+	if err := json.Unmarshal(line, &j); err != nil || j.Template == "" || j.Kind == "" {
+		return machine.Event{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, j.Time)
+	if err != nil {
+		return machine.Event{}, false
+	}
+	return machine.Event{Time: t, Template: j.Template, Kind: j.Kind, Phase: j.Phase, Step: j.Step, Result: j.Result,
+		Elapsed: time.Duration(j.Seconds * float64(time.Second)), Detail: j.Detail}, true
+}
+
 // track keeps each template's current phase for the status line.
 func (r *renderer) track(ev machine.Event) {
-	if ev.Kind == machine.EventStart && ev.Phase == framework.PhaseImage {
+	if ev.Kind == machine.EventStart && ev.Phase == framework.PhaseImage && !r.parallel {
 		// One process verifies its templates one after the other: the
 		// next template's start ends the others' status.
 		for _, n := range append([]string(nil), r.order...) {

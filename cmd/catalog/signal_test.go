@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -129,4 +130,50 @@ func TestVerifyParallelJSONEvents(t *testing.T) {
 	assert.NotContains(t, out.String(), "human")
 	assert.Contains(t, errOut.String(), "[one] human one\n")
 	assert.Contains(t, errOut.String(), "TEMPLATE", "the summary goes to stderr")
+}
+
+// verify --parallel on a terminal: a live status line shows every running
+// child's phase, read from the children's JSON event lines, while their
+// human lines scroll above it. Not a terminal: no status line at all.
+func TestVerifyParallelTTYStatusLine(t *testing.T) {
+	dir := t.TempDir()
+	child := filepath.Join(dir, "child.sh")
+	script := `#!/bin/sh
+for a; do [ "$a" = json ] && j=1; done
+[ -n "$j" ] || { echo "human $2 (no events asked)" >&2; exit 0; }
+phase=kernel; [ "$2" = two ] && phase=ssh
+printf '{"time":"%s","template":"%s","kind":"start","phase":"%s"}\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" "$2" "$phase"
+echo "human $2" >&2
+sleep 2
+`
+	require.NoError(t, os.WriteFile(child, []byte(script), 0o755))
+	cat, err := catalog.Load(context.Background())
+	require.NoError(t, err)
+	for _, tty := range []bool{true, false} {
+		t.Run(map[bool]string{true: "terminal", false: "pipe"}[tty], func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			a := &app{streams: IOStreams{Out: &out, ErrOut: &errOut}, self: child, env: testEnv(),
+				terminal: func(io.Writer) bool { return tty }}
+			cfg := a.config()
+			cfg.CacheDir, cfg.ArtifactsDir = t.TempDir(), t.TempDir()
+			p := &verifyPlan{cfg: cfg, cat: cat, names: []string{"one", "two"}}
+			_ = a.verifyParallel(context.Background(), &out, verifyOptions{parallel: 2, timeout: time.Minute}, p)
+			s := out.String()
+			if !tty {
+				assert.NotContains(t, s, "\x1b[K", "a pipe gets no status line")
+				assert.Contains(t, s, "[one] human one (no events asked)\n")
+				return
+			}
+			assert.Contains(t, s, "[one] human one\n")
+			assert.Contains(t, s, "[two] human two\n")
+			assert.NotContains(t, s, `{"time"`, "event lines feed the status line, they are not printed")
+			var both bool
+			for _, frame := range strings.Split(s, "\r\x1b[K") {
+				if strings.Contains(frame, "[one] kernel") && strings.Contains(frame, "[two] ssh") {
+					both = true
+				}
+			}
+			assert.True(t, both, "one status line shows both running children:\n%q", s)
+		})
+	}
 }

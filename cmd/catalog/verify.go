@@ -374,6 +374,23 @@ func (a *app) verifyParallel(ctx context.Context, out io.Writer, o verifyOptions
 	if format, _ := o.output.get(); format == outputJSON {
 		events, out = out, a.streams.ErrOut
 	}
+	// On a terminal a live status line shows every running child's phase,
+	// read from the children's JSON event lines; their human lines (plain,
+	// one per event) scroll above it.
+	tty := isTerminal(out)
+	if a.terminal != nil {
+		tty = a.terminal(out)
+	}
+	rend := newRenderer(out, nil, tty, o.quiet, a.verbose)
+	rend.parallel = true
+	rctx, stopRender := context.WithCancel(ctx)
+	rendered := make(chan struct{})
+	go func() { defer close(rendered); rend.Run(rctx) }()
+	defer func() { stopRender(); <-rendered }()
+	if tty {
+		out = rend.Writer()
+	}
+	childJSON := events != nil || (tty && !o.quiet)
 	self := a.self
 	if self == "" {
 		var err error
@@ -419,16 +436,19 @@ func (a *app) verifyParallel(ctx context.Context, out io.Writer, o verifyOptions
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			cmd := exec.CommandContext(ctx, self, a.childArgs(o, p, name, filepath.Join(reportDir, name, "run"))...)
+			cmd := exec.CommandContext(ctx, self, a.childArgs(o, p, name, filepath.Join(reportDir, name, "run"), childJSON)...)
 			cmd.Env = a.env
 			// The child ends within a second of SIGINT like this process.
 			cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 			cmd.WaitDelay = 2 * time.Second
 			w := &prefixWriter{mu: &mu, w: out, prefix: "[" + name + "] "}
 			cmd.Stdout, cmd.Stderr = w, w
-			var ev *prefixWriter
-			if events != nil {
-				ev = &prefixWriter{mu: &mu, w: events}
+			var ev *eventLineWriter
+			if childJSON {
+				ev = &eventLineWriter{mu: &mu, events: events}
+				if tty {
+					ev.rend = rend
+				}
 				cmd.Stdout = ev
 			}
 			// With *os.File-less writers exec copies the output itself and
@@ -438,6 +458,7 @@ func (a *app) verifyParallel(ctx context.Context, out io.Writer, o verifyOptions
 			if ev != nil {
 				ev.Flush()
 			}
+			rend.Done(name)
 		}()
 	}
 	wg.Wait()
@@ -473,7 +494,7 @@ func (a *app) verifyParallel(ctx context.Context, out io.Writer, o verifyOptions
 
 // childArgs is the command line of one template's child process: the
 // same configuration, that template alone, its own report dir.
-func (a *app) childArgs(o verifyOptions, p *verifyPlan, name, reportDir string) []string {
+func (a *app) childArgs(o verifyOptions, p *verifyPlan, name, reportDir string, jsonEvents bool) []string {
 	c := p.cfg
 	args := []string{"verify", name, "--accel", c.Accel, "--arch", c.Arch, "--report-dir", reportDir,
 		"--artifacts", c.ArtifactsDir, "--timeout", o.timeout.String(), "--cache-dir", c.CacheDir,
@@ -503,10 +524,54 @@ func (a *app) childArgs(o verifyOptions, p *verifyPlan, name, reportDir string) 
 	if o.quiet {
 		args = append(args, "-q")
 	}
-	if f, _ := o.output.get(); f == outputJSON {
+	if jsonEvents {
 		args = append(args, "--output", "json")
 	}
 	return args
+}
+
+// eventLineWriter takes a verify --parallel child's stdout: JSON lines of
+// events. Each goes to events untouched (--output json) and, on a
+// terminal, to the live status line; lines of any length pass.
+type eventLineWriter struct {
+	mu     *sync.Mutex // shared with the human lines' writers
+	events io.Writer   // nil: not asked for
+	rend   *renderer   // nil: no status line
+	buf    []byte
+}
+
+func (e *eventLineWriter) Write(b []byte) (int, error) {
+	e.buf = append(e.buf, b...)
+	for {
+		i := bytes.IndexByte(e.buf, '\n')
+		if i < 0 {
+			break
+		}
+		e.emit(e.buf[:i+1])
+		e.buf = e.buf[i+1:]
+	}
+	return len(b), nil
+}
+
+// Flush passes a last line that has no newline.
+func (e *eventLineWriter) Flush() {
+	if len(e.buf) > 0 {
+		e.emit(append(e.buf, '\n'))
+		e.buf = nil
+	}
+}
+
+func (e *eventLineWriter) emit(line []byte) {
+	if e.events != nil {
+		e.mu.Lock()
+		_, _ = e.events.Write(line)
+		e.mu.Unlock()
+	}
+	if e.rend != nil {
+		if ev, ok := parseJSONEvent(line); ok {
+			e.rend.Observe(ev)
+		}
+	}
 }
 
 // prefixWriter writes whole lines, each behind a prefix, under a shared
@@ -544,8 +609,9 @@ func (p *prefixWriter) emit(line []byte) {
 	defer p.mu.Unlock()
 	// A child's event lines carry their template already
 	// ("15:04:05 [name] phase ..."): no second prefix.
+	// One Write per line: a terminal's status line is redrawn after each.
 	if !bytes.HasPrefix(line[min(len(line), len("15:04:05 ")):], []byte(p.prefix)) {
-		_, _ = io.WriteString(p.w, p.prefix)
+		line = append([]byte(p.prefix), line...)
 	}
 	_, _ = p.w.Write(line)
 }
