@@ -332,3 +332,36 @@ func TestSnapshotUniqueCheck(t *testing.T) {
 	st, _ = checkSnapshotUnique(context.Background(), Input{Template: tmpl, Canaries: c, Resume: r})
 	assert.Equal(t, Skipped, st, "nothing read: not held, not skipped silently")
 }
+
+// FromInstance reads an instance's shares off its QEMU command line and
+// its host forwards off `info usernet`.
+func TestInstanceParsers(t *testing.T) {
+	argv := []string{"qemu-system-x86_64", "-fsdev", "local,id=fsdev0,path=/home/u/work,,space,security_model=mapped-xattr,multidevs=remap",
+		"-device", "virtio-9p-pci,fsdev=fsdev0,mount_tag=mount0",
+		"-fsdev", "local,id=fsdev1,path=/home/u/ref,security_model=none,readonly=on",
+		"-device", "virtio-9p-pci,fsdev=fsdev1,mount_tag=mount1", "-device", "virtio-rng-pci"}
+	assert.Equal(t, []share{{Tag: "mount0", HostPath: "/home/u/work,space"}, {Tag: "mount1", HostPath: "/home/u/ref", ReadOnly: true}}, parseShares(argv))
+
+	usernet := "Hub -1 (net0):\r\n  Protocol[State]    FD  Source Address  Port   Dest. Address  Port RecvQ SendQ\r\n" +
+		"  TCP[HOST_FORWARD]  13       127.0.0.1 40163       10.0.2.15    22     0     0\r\n" +
+		"  TCP[HOST_FORWARD]  14       127.0.0.1 40999       10.0.2.15  8080     0     0\r\n" +
+		"  TCP[ESTABLISHED]   27       127.0.0.1 40163       10.0.2.15    22     0     0\r\n"
+	assert.Equal(t, []hostForward{{40163, 22}, {40999, 8080}}, parseHostForwards(usernet))
+}
+
+func TestRunSkipsOnRequest(t *testing.T) {
+	c := newCanaries(t)
+	var skip []string
+	for _, p := range Properties() {
+		if p != PropResources {
+			skip = append(skip, p)
+		}
+	}
+	p, err := Run(context.Background(), Input{Guest: &fakeGuest{rules: []rule{{"nproc", say("2\n2010000\n")}}},
+		Template: &catalog.Template{Name: "t", CPUs: ptr(2), Memory: "2GiB"}, Canaries: c, Skip: skip})
+	require.NoError(t, err)
+	assert.Len(t, p.Results, len(Properties()))
+	assert.Equal(t, Held, p.Get(PropResources).Status)
+	assert.Equal(t, Skipped, p.Get(PropResourcesDisk).Status)
+	assert.Empty(t, p.NotHeld())
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/framework/image"
 	"github.com/guestcatalog/guestcatalog/framework/instance"
 	"github.com/guestcatalog/guestcatalog/framework/intervals"
 )
@@ -92,4 +94,22 @@ func checkSnapshotUnique(ctx context.Context, in Input) (Status, string) {
 		return NotHeld, "two resumes of one saved guest share random state: " + strings.Join(same, "; ")
 	}
 	return Held, "two resumes of the saved guest differ: " + strings.Join(differ, "; ")
+}
+
+// SavedResumer finds the template's saved guest in cacheDir (never
+// provisioning one) and returns its Resumer, or nil and the reason there is
+// none (the snapshot-uniqueness check then reports skipped with it).
+func SavedResumer(ctx context.Context, cacheDir, arch string, t *catalog.Template, ivs *intervals.Set) (Resumer, string) {
+	if len(t.Mounts) > 0 {
+		return nil, "the template has mounts: QEMU cannot save a guest with a 9p export, so there is no saved guest to resume"
+	}
+	img, err := image.Resolve(ctx, t, arch, image.WithOffline(), image.WithCacheDir(cacheDir))
+	if err != nil {
+		return nil, fmt.Sprintf("no image of %s in the cache to resume: %v", t.Name, err)
+	}
+	g, err := instance.FindSaved(ctx, instance.SavedInput{CacheDir: cacheDir, Template: t, Image: img, Arch: arch})
+	if err != nil {
+		return nil, err.Error()
+	}
+	return ResumeSaved(g, ivs), ""
 }
