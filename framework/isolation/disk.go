@@ -24,7 +24,7 @@ import (
 // loaded 2-core host: about 170 MB/s, so a 10 GiB disk fills in about a
 // minute; under KVM in seconds.
 const (
-	// diskFillMinFraction: the filled filesystem must reach this share of
+	// diskFillMinPercent: the filled filesystem must reach this share of
 	// the declared size (partition table, filesystem metadata and the
 	// journal take the rest); the device itself must not exceed it.
 	diskFillMinPercent = 80
