@@ -365,3 +365,8 @@ func TestRunSkipsOnRequest(t *testing.T) {
 	assert.Equal(t, Skipped, p.Get(PropResourcesDisk).Status)
 	assert.Empty(t, p.NotHeld())
 }
+
+func TestFromInstanceNeedsInputs(t *testing.T) {
+	_, _, err := FromInstance(context.Background(), nil, nil, nil, EgressTargets{})
+	assert.EqualError(t, err, "isolation.FromInstance: instance, template and canaries must be set")
+}
