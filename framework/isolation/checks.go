@@ -49,11 +49,25 @@ type Input struct {
 	// (SSH and the template's portForwards).
 	PublishedPorts []int
 	Targets        EgressTargets
+	// Overlay is the guest's qcow2 overlay on the host (its run dir's
+	// disk.qcow2); "" skips the disk check.
+	Overlay string
+	// Resume, when set, resumes the template's saved guest into a fresh
+	// disk (ResumeSaved); the snapshot-uniqueness check calls it twice.
+	// Nil: that check is skipped with NoResumeReason.
+	Resume         Resumer
+	NoResumeReason string
+	// Skip lists properties not to check (reported skipped, "on request").
+	Skip []string
 	// CheckTimeout bounds one check (default 5 minutes; TCG is slow).
 	CheckTimeout time.Duration
 
 	// prior are the statuses so far (Run sets it for checkAfterFlush).
 	prior map[string]Status
+	// hostStat replaces allocated (the overlay's blocks and size) in tests.
+	hostStat func(path string) (alloc, size int64, err error)
+	// hostFree replaces the host's free-space probe in tests.
+	hostFree func(dir string) (int64, error)
 }
 
 // Run runs every in-guest property check and returns the profile. The
@@ -70,6 +84,10 @@ func Run(ctx context.Context, in Input) (Profile, error) {
 	p := Profile{Template: in.Template.Name, Strict: in.Template.Isolation == catalog.IsolationStrict}
 	in.prior = map[string]Status{}
 	for _, prop := range Properties() {
+		if slices.Contains(in.Skip, prop) {
+			p.Results = append(p.Results, Result{Property: prop, Status: Skipped, Detail: "not checked (skipped on request)"})
+			continue
+		}
 		run := checks()[prop]
 		start := time.Now()
 		cctx, cancel := context.WithTimeout(ctx, in.CheckTimeout)
@@ -102,6 +120,8 @@ func checks() map[string]func(context.Context, Input) (Status, string) {
 		PropNetIPv6:              checkIPv6,
 		PropNetPolicy:            checkPolicy,
 		PropNetAfterFlush:        checkAfterFlush,
+		PropResourcesDisk:        checkDisk,
+		PropSnapshotUnique:       checkSnapshotUnique,
 	}
 }
 

@@ -2,6 +2,7 @@ package isolation
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -196,4 +197,176 @@ func TestEveryPropertyHasACheck(t *testing.T) {
 	for _, p := range Properties() {
 		assert.NotNil(t, cs[p], p)
 	}
+}
+
+// TestDiskCheck: the disk property is not held when the guest's disk is
+// larger than declared, when the guest fills past the declared size, or
+// when the host overlay grows beyond it; held on a fill that stops at the
+// declared size with the overlay within it; never held when it was not
+// exercised (no ENOSPC, an overlay that did not grow with the writes).
+func TestDiskCheck(t *testing.T) {
+	c := newCanaries(t)
+	const gi = int64(1) << 30
+	tmpl := &catalog.Template{Name: "t", Disk: "10GiB"}
+	overlay := filepath.Join(t.TempDir(), "disk.qcow2")
+	require.NoError(t, os.WriteFile(overlay, nil, 0o644))
+	type answer struct {
+		device        int64
+		usedAfter     int64
+		written       int64
+		enospc        bool
+		before, after int64 // host overlay allocated bytes
+		hostFree      int64
+	}
+	clean := answer{device: 10 * gi, usedAfter: 10*gi - 300<<20, written: 9 * gi, enospc: true, before: gi / 2, after: gi/2 + 9*gi + 20<<20, hostFree: 100 * gi}
+	check := func(a answer) (Status, string, bool) {
+		cleaned := false
+		g := &fakeGuest{rules: []rule{
+			{"fstrim", func(exec.Cmd) string { cleaned = true; return "" }},
+			{"dd if=/dev/zero", func(exec.Cmd) string {
+				out := fmt.Sprintf("dd1 1\ndd2 1\nwritten %d\ndf %d %d 0\n", a.written, 10*gi-200<<20, a.usedAfter)
+				if a.enospc {
+					out = "dd1 1\ndd2 1\nenospc\n" + out[len("dd1 1\ndd2 1\n"):]
+				}
+				return out
+			}},
+			{"findmnt", say(fmt.Sprintf("device vda %d\ndf %d %d %d\n", a.device, 10*gi-200<<20, gi, 9*gi-200<<20))},
+		}}
+		calls := 0
+		in := Input{Guest: g, Template: tmpl, Canaries: c, Overlay: overlay, CheckTimeout: time.Minute,
+			hostFree: func(string) (int64, error) { return a.hostFree, nil },
+			hostStat: func(string) (int64, int64, error) {
+				calls++
+				if calls == 1 {
+					return a.before, a.before, nil
+				}
+				return a.after, a.after, nil
+			}}
+		st, detail := checkDisk(context.Background(), in)
+		return st, detail, cleaned
+	}
+
+	st, detail, cleaned := check(clean)
+	assert.Equal(t, Held, st, detail)
+	assert.True(t, cleaned, "the fill is removed")
+
+	leak := clean
+	leak.usedAfter = 12 * gi // the guest stored more than declared
+	st, detail, cleaned = check(leak)
+	assert.Equal(t, NotHeld, st, detail)
+	assert.Contains(t, detail, "stored more than its declared disk")
+	assert.True(t, cleaned)
+
+	leak = clean
+	leak.after = leak.before + 12*gi // the host overlay grew past the declared size
+	st, detail, _ = check(leak)
+	assert.Equal(t, NotHeld, st, detail)
+	assert.Contains(t, detail, "host overlay grew beyond the declared size")
+
+	leak = clean
+	leak.device = 20 * gi // a disk larger than declared: not even filled
+	st, detail, _ = check(leak)
+	assert.Equal(t, NotHeld, st, detail)
+	assert.Contains(t, detail, "declared 10.00 GiB")
+
+	small := clean
+	small.usedAfter = 3 * gi // root filesystem not grown to the disk
+	st, detail, _ = check(small)
+	assert.Equal(t, NotHeld, st, detail)
+
+	notExercised := clean
+	notExercised.after = clean.before + 10<<20 // zeros never reached the overlay
+	st, detail, _ = check(notExercised)
+	assert.Equal(t, Skipped, st, detail)
+	assert.Contains(t, detail, "not exercised")
+
+	fullHost := clean
+	fullHost.hostFree = 5 * gi // the fill would fill the host's disk: not run
+	st, detail, cleaned = check(fullHost)
+	assert.Equal(t, Skipped, st, detail)
+	assert.False(t, cleaned, "nothing was written")
+
+	noENOSPC := clean
+	noENOSPC.enospc = false
+	st, detail, _ = check(noENOSPC)
+	assert.Equal(t, Skipped, st, detail)
+
+	st, _ = checkDisk(context.Background(), Input{Guest: &fakeGuest{}, Template: tmpl, Canaries: c})
+	assert.Equal(t, Skipped, st, "no overlay: not measured, never held")
+}
+
+// TestSnapshotUniqueCheck: two resumes returning identical random bytes
+// are not held; different bytes are held; without a saved guest the
+// property is skipped with the reason, never held.
+func TestSnapshotUniqueCheck(t *testing.T) {
+	c := newCanaries(t)
+	tmpl := &catalog.Template{Name: "t"}
+	a := "urandom " + strings.Repeat("ab", 32) + "\ngetrandom " + strings.Repeat("cd", 32) + "\n"
+	b := "urandom " + strings.Repeat("12", 32) + "\ngetrandom " + strings.Repeat("34", 32) + "\n"
+	resumer := func(outs ...string) (Resumer, *int) {
+		n := 0
+		return func(_ context.Context, script string) (string, error) {
+			assert.Contains(t, script, "/dev/urandom")
+			n++
+			return outs[(n-1)%len(outs)], nil
+		}, &n
+	}
+	r, n := resumer(a, a)
+	st, detail := checkSnapshotUnique(context.Background(), Input{Template: tmpl, Canaries: c, Resume: r})
+	assert.Equal(t, NotHeld, st, detail)
+	assert.Equal(t, 2, *n, "two resumes")
+
+	r, _ = resumer(a, "urandom "+strings.Repeat("12", 32)+"\ngetrandom "+strings.Repeat("cd", 32)+"\n")
+	st, detail = checkSnapshotUnique(context.Background(), Input{Template: tmpl, Canaries: c, Resume: r})
+	assert.Equal(t, NotHeld, st, "getrandom alone repeating is not held: %s", detail)
+
+	r, _ = resumer(a, b)
+	st, detail = checkSnapshotUnique(context.Background(), Input{Template: tmpl, Canaries: c, Resume: r})
+	assert.Equal(t, Held, st, detail)
+
+	st, detail = checkSnapshotUnique(context.Background(), Input{Template: tmpl, Canaries: c, NoResumeReason: "the template has mounts"})
+	assert.Equal(t, Skipped, st)
+	assert.Equal(t, "the template has mounts", detail)
+
+	r, _ = resumer("no bytes\n")
+	st, _ = checkSnapshotUnique(context.Background(), Input{Template: tmpl, Canaries: c, Resume: r})
+	assert.Equal(t, Skipped, st, "nothing read: not held, not skipped silently")
+}
+
+// FromInstance reads an instance's shares off its QEMU command line and
+// its host forwards off `info usernet`.
+func TestInstanceParsers(t *testing.T) {
+	argv := []string{"qemu-system-x86_64", "-fsdev", "local,id=fsdev0,path=/home/u/work,,space,security_model=mapped-xattr,multidevs=remap",
+		"-device", "virtio-9p-pci,fsdev=fsdev0,mount_tag=mount0",
+		"-fsdev", "local,id=fsdev1,path=/home/u/ref,security_model=none,readonly=on",
+		"-device", "virtio-9p-pci,fsdev=fsdev1,mount_tag=mount1", "-device", "virtio-rng-pci"}
+	assert.Equal(t, []share{{Tag: "mount0", HostPath: "/home/u/work,space"}, {Tag: "mount1", HostPath: "/home/u/ref", ReadOnly: true}}, parseShares(argv))
+
+	usernet := "Hub -1 (net0):\r\n  Protocol[State]    FD  Source Address  Port   Dest. Address  Port RecvQ SendQ\r\n" +
+		"  TCP[HOST_FORWARD]  13       127.0.0.1 40163       10.0.2.15    22     0     0\r\n" +
+		"  TCP[HOST_FORWARD]  14       127.0.0.1 40999       10.0.2.15  8080     0     0\r\n" +
+		"  TCP[ESTABLISHED]   27       127.0.0.1 40163       10.0.2.15    22     0     0\r\n"
+	assert.Equal(t, []hostForward{{40163, 22}, {40999, 8080}}, parseHostForwards(usernet))
+}
+
+func TestRunSkipsOnRequest(t *testing.T) {
+	c := newCanaries(t)
+	var skip []string
+	for _, p := range Properties() {
+		if p != PropResources {
+			skip = append(skip, p)
+		}
+	}
+	p, err := Run(context.Background(), Input{Guest: &fakeGuest{rules: []rule{{"nproc", say("2\n2010000\n")}}},
+		Template: &catalog.Template{Name: "t", CPUs: ptr(2), Memory: "2GiB"}, Canaries: c, Skip: skip})
+	require.NoError(t, err)
+	assert.Len(t, p.Results, len(Properties()))
+	assert.Equal(t, Held, p.Get(PropResources).Status)
+	assert.Equal(t, Skipped, p.Get(PropResourcesDisk).Status)
+	assert.Empty(t, p.NotHeld())
+}
+
+func TestFromInstanceNeedsInputs(t *testing.T) {
+	_, _, err := FromInstance(context.Background(), nil, nil, nil, EgressTargets{})
+	assert.EqualError(t, err, "isolation.FromInstance: instance, template and canaries must be set")
 }

@@ -98,6 +98,9 @@ func profileOf(t *testing.T, tmpl *catalog.Template, insecureHostWritable bool) 
 	left := LeftoversOf(m)
 
 	in := FromMachine(m, c, HostTargets(ctx, "deb.debian.org", "example.org"))
+	// As the suite does: a template with mounts has no saved guest (the
+	// snapshot check is skipped with that reason).
+	in.Resume, in.NoResumeReason = SavedResumer(ctx, cacheDir, catalog.ArchX8664, tmpl, ivals)
 	t.Logf("targets: %+v", in.Targets)
 	cold := time.Now()
 	p, err := Run(ctx, in)
@@ -121,6 +124,8 @@ func TestIntegrationSandboxHolds(t *testing.T) {
 	p, td := profileOf(t, sandboxTemplate(t), false)
 	assert.True(t, p.Strict)
 	assert.Empty(t, p.NotHeld(), "debian-13-sandbox must hold every property:\n%s", p)
+	assert.Equal(t, Held, p.Get(PropResourcesDisk).Status, "the disk fill was exercised: %s", p.Get(PropResourcesDisk).Detail)
+	assert.Contains(t, p.Get(PropSnapshotUnique).Detail, "mounts", "no saved guest of a template with mounts")
 	for _, r := range p.Results {
 		if r.Status == Skipped {
 			t.Logf("skipped: %s: %s", r.Property, r.Detail)

@@ -10,7 +10,7 @@ import (
 // mounts as exported, QEMU pid and the host ports it publishes on purpose
 // (SSH and the template's port forwards).
 func FromMachine(m *machine.Machine, c *Canaries, targets EgressTargets) Input {
-	in := Input{Guest: m.Runner(), Template: m.Template(), Canaries: c, QEMUPid: m.QEMUPid(), Targets: targets}
+	in := Input{Guest: m.Runner(), Template: m.Template(), Canaries: c, QEMUPid: m.QEMUPid(), Targets: targets, Overlay: m.Overlay()}
 	for _, sm := range m.Mounts() {
 		in.Mounts = append(in.Mounts, Mount{HostPath: sm.HostPath, GuestPath: sm.GuestPath, Tag: sm.Tag, Writable: sm.Writable})
 	}

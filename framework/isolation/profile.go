@@ -35,7 +35,10 @@ const (
 	PropCredNoForwarding = "credentials/no-agent-or-x11-forwarding"
 	PropCredNoToken      = "credentials/token-not-in-guest"
 
-	PropResources = "resources/cpus-and-memory-as-declared"
+	PropResources     = "resources/cpus-and-memory-as-declared"
+	PropResourcesDisk = "resources/disk-fills-at-declared-size"
+
+	PropSnapshotUnique = "snapshot/resumes-differ-in-random"
 
 	PropTeardown = "teardown/nothing-left"
 )
@@ -104,5 +107,6 @@ func Properties() []string {
 		PropCredNoToken, PropMountsOnlyDeclared, PropMountsWritable, PropMountsReadOnlyOnHost, PropMountsSymlinkOnHost,
 		PropCredNoForwarding, PropResources, PropNetGuestListeners, PropNetHostLoopback, PropNetMetadata,
 		PropNetDirectEgress, PropNetDNS, PropNetIPv6, PropNetPolicy, PropNetAfterFlush,
+		PropResourcesDisk, PropSnapshotUnique,
 	}
 }

@@ -113,6 +113,10 @@ func IsolationSpec(guest func() *framework.Guest, r *IsolationRun) {
 		targets := isolation.HostTargets(tctx, isolationAllowedHost, isolationDeniedHost)
 		cancel()
 		in := isolation.FromMachine(g.Machine(), r.canaries, targets)
+		// The snapshot-uniqueness check resumes the template's saved guest
+		// (verify just saved or resumed it) twice into disks of their own.
+		cfg := r.run.Config()
+		in.Resume, in.NoResumeReason = isolation.SavedResumer(ctx, cfg.CacheDir, cfg.Arch, r.t, r.run.Intervals())
 		start := time.Now()
 		p, err := isolation.Run(ctx, in)
 		Expect(err).NotTo(HaveOccurred())
