@@ -21,6 +21,20 @@ import (
 // isolation`, or -ginkgo.label-filter=suite:isolation).
 const LabelIsolation = "suite:isolation"
 
+// LabelIsolationStrict marks the isolation specs of a template that
+// declares isolation: strict: they run in every verify of it, so a plain
+// verify leaves out only the isolation specs of the other templates
+// (`!suite:isolation || isolation:strict`).
+const LabelIsolationStrict = "isolation:strict"
+
+// isolationLabels are the labels of template t's isolation specs.
+func isolationLabels(t *catalog.Template) Labels {
+	if t.Isolation == catalog.IsolationStrict {
+		return Label(LabelIsolation, LabelIsolationStrict)
+	}
+	return Label(LabelIsolation)
+}
+
 // Egress targets of the isolation checks: an allowlisted name of the
 // shipped sandbox (Debian's archive, reachable from these hosts) and a
 // name no allowlist has.
@@ -103,7 +117,7 @@ func (r *IsolationRun) Booted(g *framework.Guest) {
 // reports a property that does not hold in any other template as skipped
 // with the evidence, without failing it.
 func IsolationSpec(guest func() *framework.Guest, r *IsolationRun) {
-	It("isolation: profile from inside the guest", Label(LabelIsolation), func(ctx SpecContext) {
+	It("isolation: profile from inside the guest", isolationLabels(r.t), func(ctx SpecContext) {
 		if !isolationRequested(r.t) {
 			Skip("isolation profile not requested (select it with --suite isolation or the label " + LabelIsolation + ")")
 		}
@@ -131,7 +145,7 @@ func IsolationSpec(guest func() *framework.Guest, r *IsolationRun) {
 	}, NodeTimeout(30*time.Minute))
 
 	for _, prop := range isolation.Properties() {
-		It("isolation: "+prop, Label(LabelIsolation), func() {
+		It("isolation: "+prop, isolationLabels(r.t), func() {
 			if r.profile == nil {
 				Skip("no isolation profile (not requested, or the profile spec failed)")
 			}
