@@ -21,9 +21,23 @@ import (
 // guestOptions are the flags of the commands that start a template's
 // guest (up, run).
 type guestOptions struct {
-	arch  string
-	accel string
-	sets  []string
+	arch   string
+	accel  string
+	sets   []string
+	mounts []string
+}
+
+// mountFlagUsage is --mount's help, shared by up and run.
+const mountFlagUsage = `share a host directory with the guest over 9p, HOST:GUEST[:ro] (repeatable, at most 8): HOST an existing directory, GUEST an absolute path outside the guest's system directories; :ro is enforced by QEMU on the host side. At a guest path the template mounts, it replaces that mount's host directory. The guest kernel needs 9p (debian-13-sandbox has it)`
+
+// parseMounts checks every --mount value before anything starts: a bad
+// one is a usage error (exit 2) naming the value.
+func (o *guestOptions) parseMounts() ([]instance.MountSpec, error) {
+	ms, err := instance.ParseMounts(o.mounts)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return ms, nil
 }
 
 func (o *guestOptions) flags(cmd *cobra.Command, env config.Config) {
@@ -33,6 +47,7 @@ func (o *guestOptions) flags(cmd *cobra.Command, env config.Config) {
 		"accelerator for provisioning when the template has no saved guest yet: auto, kvm or tcg (a saved guest resumes under the one it was saved with; env GUESTCATALOG_ACCEL)")
 	f.StringArrayVar(&o.sets, "set", nil,
 		"override a param the template declares, NAME=VALUE (repeatable)")
+	f.StringArrayVar(&o.mounts, "mount", nil, mountFlagUsage)
 }
 
 // instanceEnv is what the instance commands share: the configuration,
@@ -140,16 +155,27 @@ instances of one template run side by side. QEMU runs on its own, without
 the CLI; the directory records its pid and start time, so 'catalog ps' and
 'catalog gc' can tell a live instance from a leftover one.
 
+--mount HOST:GUEST[:ro] shares a host directory with the guest over 9p; the
+instance's record (ps --output json) lists every mount. A resumed guest gets
+the share's device on QEMU's command line and finds it with a PCI rescan, then
+up mounts it over SSH and checks it. :ro is read-only on the host side (QEMU's
+readonly=on), so guest root remounting it read-write gains nothing.
+
 Enter it with 'catalog shell NAME', 'catalog exec NAME -- CMD...', copy with
 'catalog cp', stop it with 'catalog down NAME'.`,
 		Example: `  catalog up --offline debian-containerd
-  catalog up --offline --name box ./my-template.yaml`,
+  catalog up --offline --name box ./my-template.yaml
+  catalog up --offline --name agent --mount ./project:/workspace --mount /usr/share/doc:/reference:ro debian-13-sandbox`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if name != "" {
 				if err := instance.ValidName(name); err != nil {
 					return usageError{err}
 				}
+			}
+			mounts, err := o.parseMounts()
+			if err != nil {
+				return err
 			}
 			e, err := a.instanceEnv(o.arch, o.accel)
 			if err != nil {
@@ -161,10 +187,13 @@ Enter it with 'catalog shell NAME', 'catalog exec NAME -- CMD...', copy with
 				return err
 			}
 			start := time.Now()
-			inst, err := e.store.Up(ctx, instance.UpInput{Guest: g, Name: name, Intervals: e.ivs, Logger: e.log})
+			inst, err := e.store.Up(ctx, instance.UpInput{Guest: g, Name: name, Mounts: mounts, Intervals: e.ivs, Logger: e.log})
 			if err != nil {
 				if errors.Is(err, instance.ErrExists) {
 					return usageError{fmt.Errorf("%w (catalog ps lists them; choose another --name)", err)}
+				}
+				if errors.Is(err, instance.ErrBadMount) {
+					return usageError{err}
 				}
 				return err
 			}
@@ -180,6 +209,13 @@ Enter it with 'catalog shell NAME', 'catalog exec NAME -- CMD...', copy with
 func printUp(w io.Writer, i *instance.Instance, took time.Duration) {
 	fmt.Fprintf(w, "%s is up: %s, %s, %s, resumed in %.1fs; ssh on %s\n",
 		i.Name, i.Template, i.Arch, i.Accel, took.Seconds(), i.SSH.Addr)
+	for _, m := range i.Mounts {
+		mode := "ro"
+		if m.Writable {
+			mode = "rw"
+		}
+		fmt.Fprintf(w, "  mount %s -> %s (%s, %s)\n", m.HostPath, m.GuestPath, mode, m.Source)
+	}
 	fmt.Fprintf(w, "  catalog shell %s\n", i.Name)
 	fmt.Fprintf(w, "  catalog exec %s -- CMD...\n", i.Name)
 	fmt.Fprintf(w, "  catalog cp FILE %s:PATH\n", i.Name)
