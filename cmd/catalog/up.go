@@ -207,8 +207,12 @@ Enter it with 'catalog shell NAME', 'catalog exec NAME -- CMD...', copy with
 }
 
 func printUp(w io.Writer, i *instance.Instance, took time.Duration) {
-	fmt.Fprintf(w, "%s is up: %s, %s, %s, resumed in %.1fs; ssh on %s\n",
-		i.Name, i.Template, i.Arch, i.Accel, took.Seconds(), i.SSH.Addr)
+	mounted := ""
+	if len(i.Mounts) > 0 {
+		mounted = fmt.Sprintf(" (mounts %.1fs of it)", i.MountTook.Seconds())
+	}
+	fmt.Fprintf(w, "%s is up: %s, %s, %s, resumed in %.1fs%s; ssh on %s\n",
+		i.Name, i.Template, i.Arch, i.Accel, took.Seconds(), mounted, i.SSH.Addr)
 	for _, m := range i.Mounts {
 		mode := "ro"
 		if m.Writable {
