@@ -27,3 +27,14 @@ func TestMountFlagRefused(t *testing.T) {
 		assert.Contains(t, errOut, tc.msg, "%v", tc.args)
 	}
 }
+
+// A --mount nested in a template's mount is refused once the template is
+// resolved, before its guest is looked up or provisioned.
+func TestMountFlagNestedInTemplateMount(t *testing.T) {
+	cache := t.TempDir()
+	dir := t.TempDir()
+	_, errOut, code := runCLI(t, "up", "--offline", "--cache-dir", cache, "--mount", dir+":/workspace/sub", "debian-13-sandbox")
+	assert.Equal(t, 2, code, errOut)
+	assert.Contains(t, errOut, "/workspace/sub nests with the template's mount at /workspace")
+	assert.NoDirExists(t, filepath.Join(cache, "provisioned"), "nothing was provisioned")
+}

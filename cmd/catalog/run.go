@@ -42,7 +42,7 @@ guest (catalog verify or catalog up makes one); run does not provision.
 				return err
 			}
 			ctx := cmd.Context()
-			g, err := a.guest(ctx, e, args[0], o.sets, false)
+			g, err := a.guest(ctx, e, args[0], o.sets, mounts, false)
 			if err != nil {
 				return err
 			}

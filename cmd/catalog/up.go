@@ -88,7 +88,7 @@ func (a *app) instanceEnv(arch, accel string) (*instanceEnv, error) {
 // guest resolves the one template arg names (a name, an alias or a file
 // holding one template), its image, and its saved guest; with provision,
 // a template without a saved guest is provisioned and saved first.
-func (a *app) guest(ctx context.Context, e *instanceEnv, arg string, sets []string, provision bool) (*instance.Guest, error) {
+func (a *app) guest(ctx context.Context, e *instanceEnv, arg string, sets []string, mounts []instance.MountSpec, provision bool) (*instance.Guest, error) {
 	params, err := parseSets(sets)
 	if err != nil {
 		return nil, err
@@ -105,6 +105,9 @@ func (a *app) guest(ctx context.Context, e *instanceEnv, arg string, sets []stri
 		return nil, usagef("%s holds %d templates: name one", arg, len(ts))
 	}
 	t := ts[0]
+	if err := instance.CheckMounts(t, mounts); err != nil {
+		return nil, usageError{err}
+	}
 	iopts := []image.Option{image.WithLogger(e.log), image.WithCacheDir(e.cfg.CacheDir)}
 	if e.cfg.Offline {
 		iopts = append(iopts, image.WithOffline())
@@ -182,7 +185,7 @@ Enter it with 'catalog shell NAME', 'catalog exec NAME -- CMD...', copy with
 				return err
 			}
 			ctx := cmd.Context()
-			g, err := a.guest(ctx, e, args[0], o.sets, true)
+			g, err := a.guest(ctx, e, args[0], o.sets, mounts, true)
 			if err != nil {
 				return err
 			}

@@ -187,6 +187,18 @@ func within(p, dir string) bool { return strings.HasPrefix(p, strings.TrimSuffix
 func flagTag(i int) string { return fmt.Sprintf("xmount%d", i) }
 func flagID(i int) string  { return fmt.Sprintf("xfsdev%d", i) }
 
+// CheckMounts says whether the --mount values go with the template's own
+// mounts (none nests with one; machine.ResolveMounts resolves the
+// template's), before anything is provisioned or started.
+func CheckMounts(t *catalog.Template, specs []MountSpec) error {
+	if len(specs) == 0 || t == nil {
+		return nil
+	}
+	cfg := machine.Config{Template: t}
+	_, err := withMounts(&cfg, specs)
+	return err
+}
+
 // mountPlan is every mount an instance will have, and whether the guest
 // must rescan its PCI bus to find a new share's device.
 type mountPlan struct {

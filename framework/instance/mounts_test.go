@@ -209,3 +209,11 @@ func TestMountError(t *testing.T) {
 	err = mountError(errors.New("connection lost"))
 	require.ErrorIs(t, err, ErrMountFailed)
 }
+
+func TestCheckMounts(t *testing.T) {
+	require.NoError(t, CheckMounts(sandboxTemplate(), nil))
+	require.NoError(t, CheckMounts(sandboxTemplate(), []MountSpec{{HostPath: "/x", GuestPath: "/workspace"}, {HostPath: "/y", GuestPath: "/mnt/y"}}))
+	err := CheckMounts(sandboxTemplate(), []MountSpec{{HostPath: "/x", GuestPath: "/reference/sub", ReadOnly: true}})
+	require.ErrorIs(t, err, ErrBadMount)
+	assert.Contains(t, err.Error(), `invalid --mount "/x:/reference/sub:ro": /reference/sub nests with the template's mount at /reference`)
+}
