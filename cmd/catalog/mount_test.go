@@ -21,6 +21,7 @@ func TestMountFlagRefused(t *testing.T) {
 		{[]string{"up", "--mount", dir + ":/w", "--mount", dir + ":/w:ro", "debian-containerd"}, "/w is already mounted by --mount"},
 		{[]string{"run", "--rm", "--mount", dir + ":/w:rwx", "debian-containerd", "--", "true"}, `the third field is "rwx": want ro or rw`},
 		{[]string{"run", "--rm", "--mount", dir + ":/usr", "debian-containerd", "--", "true"}, "/usr is a guest system directory"},
+		{[]string{"up", "--mount", cache + ":/cache:ro", "debian-containerd"}, "overlap (it holds every instance's SSH keys and the saved guests)"},
 	} {
 		_, errOut, code := runCLI(t, append(tc.args, "--cache-dir", cache)...)
 		assert.Equal(t, 2, code, "%v: %s", tc.args, errOut)

@@ -41,6 +41,9 @@ guest (catalog verify or catalog up makes one); run does not provision.
 			if err != nil {
 				return err
 			}
+			if err := instance.CheckHostPaths(mounts, e.cfg.CacheDir); err != nil {
+				return usageError{err}
+			}
 			ctx := cmd.Context()
 			g, err := a.guest(ctx, e, args[0], o.sets, mounts, false)
 			if err != nil {

@@ -184,6 +184,9 @@ Enter it with 'catalog shell NAME', 'catalog exec NAME -- CMD...', copy with
 			if err != nil {
 				return err
 			}
+			if err := instance.CheckHostPaths(mounts, e.cfg.CacheDir); err != nil {
+				return usageError{err}
+			}
 			ctx := cmd.Context()
 			g, err := a.guest(ctx, e, args[0], o.sets, mounts, true)
 			if err != nil {

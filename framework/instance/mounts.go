@@ -187,6 +187,31 @@ func within(p, dir string) bool { return strings.HasPrefix(p, strings.TrimSuffix
 func flagTag(i int) string { return fmt.Sprintf("xmount%d", i) }
 func flagID(i int) string  { return fmt.Sprintf("xfsdev%d", i) }
 
+// CheckHostPaths refuses a --mount whose host directory holds the cache
+// (cacheDir: the SSH keys of every instance and saved guest, the saved
+// disks) or lies inside it: a guest would read the keys to the other
+// guests, or, writable, change the disks they resume from.
+func CheckHostPaths(specs []MountSpec, cacheDir string) error {
+	if cacheDir == "" {
+		return nil
+	}
+	cache, err := filepath.Abs(cacheDir)
+	if err != nil {
+		return err
+	}
+	if r, err := filepath.EvalSymlinks(cache); err == nil {
+		cache = r
+	}
+	var errs []error
+	for _, s := range specs {
+		if s.HostPath == cache || within(cache, s.HostPath) || within(s.HostPath, cache) {
+			errs = append(errs, fmt.Errorf("%w %q: %s and the cache %s overlap (it holds every instance's SSH keys and the saved guests); mount a directory beside it",
+				ErrBadMount, s.String(), s.HostPath, cache))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // CheckMounts says whether the --mount values go with the template's own
 // mounts (none nests with one; machine.ResolveMounts resolves the
 // template's), before anything is provisioned or started.

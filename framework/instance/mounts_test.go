@@ -217,3 +217,19 @@ func TestCheckMounts(t *testing.T) {
 	require.ErrorIs(t, err, ErrBadMount)
 	assert.Contains(t, err.Error(), `invalid --mount "/x:/reference/sub:ro": /reference/sub nests with the template's mount at /reference`)
 }
+
+func TestCheckHostPaths(t *testing.T) {
+	home := t.TempDir()
+	cache := filepath.Join(home, ".cache", "guestcatalog")
+	require.NoError(t, os.MkdirAll(filepath.Join(cache, "instances"), 0o700))
+	project := filepath.Join(home, "project")
+	require.NoError(t, os.Mkdir(project, 0o700))
+	real := func(p string) string { r, err := filepath.EvalSymlinks(p); require.NoError(t, err); return r }
+
+	require.NoError(t, CheckHostPaths([]MountSpec{{HostPath: real(project), GuestPath: "/w"}}, cache))
+	for _, host := range []string{home, cache, filepath.Join(cache, "instances")} {
+		err := CheckHostPaths([]MountSpec{{HostPath: real(host), GuestPath: "/w", ReadOnly: true}}, cache)
+		require.ErrorIs(t, err, ErrBadMount, host)
+		assert.Contains(t, err.Error(), "overlap (it holds every instance's SSH keys and the saved guests)")
+	}
+}
