@@ -1,10 +1,16 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/guestcatalog/guestcatalog/framework/instance"
+	"github.com/guestcatalog/guestcatalog/framework/qemu"
 )
 
 // A bad --mount is a usage error (exit 2) that names the value, before
@@ -38,4 +44,28 @@ func TestMountFlagNestedInTemplateMount(t *testing.T) {
 	assert.Equal(t, 2, code, errOut)
 	assert.Contains(t, errOut, "/workspace/sub nests with the template's mount at /workspace")
 	assert.NoDirExists(t, filepath.Join(cache, "provisioned"), "nothing was provisioned")
+}
+
+// ps --output json lists an instance's mounts from its record.
+func TestPsShowsMounts(t *testing.T) {
+	cache := t.TempDir()
+	live, _ := sleeper(t)
+	dir := filepath.Join(cache, "instances", "agent")
+	require.NoError(t, os.MkdirAll(dir, 0o700))
+	ms := []instance.Mount{
+		{HostPath: "/home/me/project", GuestPath: "/workspace", Writable: true, Tag: "mount0", Source: instance.MountFromFlag},
+		{HostPath: "/home/me/ref", GuestPath: "/mnt/ref", Tag: "xmount0", Source: instance.MountFromFlag},
+	}
+	b, err := json.Marshal(instance.Record{Format: instance.Format, Name: "agent", State: instance.StateRunning,
+		Template: "debian-13-sandbox", Arch: "x86_64", BootID: qemu.BootID(), QEMU: live, Mounts: ms})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, instance.RecordFile), b, 0o600))
+
+	out, _, code := runCLI(t, "ps", "-o", "json", "--cache-dir", cache)
+	require.Equal(t, 0, code)
+	var es []psEntry
+	require.NoError(t, json.Unmarshal([]byte(out), &es))
+	require.Len(t, es, 1)
+	assert.Equal(t, ms, es[0].Mounts)
+	assert.Contains(t, out, `"guestPath": "/mnt/ref"`)
 }
