@@ -204,6 +204,9 @@ Enter it with 'catalog shell NAME', 'catalog exec NAME -- CMD...', copy with
 				return err
 			}
 			printUp(cmd.OutOrStdout(), inst, time.Since(start))
+			if g.Template.NetworkPolicy().Egress == catalog.EgressProxy {
+				fmt.Fprintf(a.streams.ErrOut, "note: %s's egress proxy ran in this command and ended with it: the guest has no egress now (it fails closed); 'catalog run --rm' keeps the proxy for the command's life\n", inst.Name)
+			}
 			return nil
 		},
 	}
