@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -31,44 +32,73 @@ const (
 	exitUnmount = 15
 )
 
-// tagWait bounds the wait for a share's virtio device to register its tag
-// after the PCI rescan, in tenths of a second (TCG on a busy host).
+// tagWait bounds the wait for the shares' virtio devices to register their
+// tags after the PCI rescan, in tenths of a second (TCG on a busy host).
 const tagWait = 300
 
 // mountScript is the root shell script that mounts the shares in a resumed
 // guest: it loads 9p, rescans the PCI bus when a share's device is new
-// (rescan), waits for each tag, mounts it with the options the template's
-// own mounts use (cloudinit.MountOptions), gives a writable mount's root to
-// user, and checks /proc/mounts for each: the tag, 9p, and rw or ro.
+// (rescan), waits for every tag, mounts each share not yet mounted with
+// the options the template's own mounts use (cloudinit.MountOptions), gives
+// the writable mounts' roots to user, and checks /proc/mounts: each guest
+// path mounted from its tag, 9p, rw or ro. Under TCG every process the
+// guest starts costs 0.1-0.3 s on a busy host, so the script starts few:
+// one tag poll for all shares, one mkdir, one chown, one check, and a
+// mount per share. It prints the guest's uptime at each step (at).
 func mountScript(mounts []Mount, user string, rescan bool) string {
 	q := exec.Quote
 	var b strings.Builder
 	fmt.Fprintf(&b, `fail() { c=$1; shift; echo "$*" >&2; exit $c; }
+at() { read -r up _ < /proc/uptime; echo "$up $*"; }
+at start
 modprobe -a 9pnet_virtio 9p 2>/dev/null
 grep -qw 9p /proc/filesystems && [ -d /sys/bus/virtio/drivers/9pnet_virtio ] || fail %d "kernel $(uname -r) has no 9p (modprobe 9pnet_virtio 9p failed)"
-hastag() { for f in /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag; do [ -r "$f" ] && [ "$(tr -d '\000\n' < "$f")" = "$1" ] && return 0; done; return 1; }
-waittag() { i=0; until hastag "$1"; do i=$((i+1)); [ $i -gt %d ] && fail %d "no 9p device with tag $1 appeared"; sleep 0.1; done; }
-mounted() { awk -v t="$1" -v d="$2" '$1 == t && $2 == d && $3 == "9p" { print $4; f = 1 } END { exit !f }' /proc/mounts; }
-`, exitNo9p, tagWait, exitNoTag)
+at 9p
+`, exitNo9p)
 	if rescan {
-		b.WriteString("echo 1 > /sys/bus/pci/rescan\n")
+		b.WriteString("echo 1 > /sys/bus/pci/rescan\nat rescan\n")
 	}
+	var tags, dirs, rw, want []string
 	for _, m := range mounts {
-		opts := cloudinit.MountOptions(m.Writable)
-		want := "ro"
+		tags = append(tags, q(m.Tag))
+		dirs = append(dirs, q(m.GuestPath))
+		mode := "ro"
 		if m.Writable {
-			want = "rw"
+			mode = "rw"
+			rw = append(rw, q(m.GuestPath))
 		}
-		fmt.Fprintf(&b, "waittag %s\n", q(m.Tag))
-		fmt.Fprintf(&b, "mkdir -p %[1]s || fail %[4]d \"mkdir %[1]s failed\"\nmounted %[2]s %[1]s >/dev/null || mount -t 9p -o %[3]s %[2]s %[1]s || fail %[4]d \"mount -t 9p %[2]s %[1]s failed\"\n",
-			q(m.GuestPath), q(m.Tag), opts, exitMount)
-		if m.Writable {
-			fmt.Fprintf(&b, "chown %s: %s || fail %d \"chown of %s failed: the host directory %s needs user xattrs (security_model=mapped-xattr)\"\n",
-				q(user), q(m.GuestPath), exitChown, m.GuestPath, m.HostPath)
-		}
-		fmt.Fprintf(&b, "o=$(mounted %s %s) || fail %d \"%s is not mounted from %s\"\n", q(m.Tag), q(m.GuestPath), exitVerify, m.GuestPath, m.Tag)
-		fmt.Fprintf(&b, "case \",$o,\" in *,%s,*) ;; *) fail %d \"%s is mounted with $o, want %s\" ;; esac\n", want, exitVerify, m.GuestPath, want)
+		want = append(want, m.Tag+" "+m.GuestPath+" "+mode)
 	}
+	// The tags (each file holds one, NUL-terminated) until all are there.
+	fmt.Fprintf(&b, `i=0
+while :; do
+  have=" $(cat /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag 2>/dev/null | tr '\000\n' '  ') "
+  missing=
+  for t in %s; do case "$have" in *" $t "*) ;; *) missing="$missing $t" ;; esac; done
+  [ -z "$missing" ] && break
+  i=$((i+1)); [ $i -gt %d ] && fail %d "no 9p device with tag$missing appeared"
+  sleep 0.1
+done
+at tags
+mkdir -p %s || fail %d "mkdir failed"
+mnt=" $(awk '$3 == "9p" { printf "%%s:%%s ", $1, $2 }' /proc/mounts) "
+`, strings.Join(tags, " "), tagWait, exitNoTag, strings.Join(dirs, " "), exitMount)
+	for _, m := range mounts {
+		fmt.Fprintf(&b, `case "$mnt" in *" "%[2]s:%[1]s" "*) ;; *) mount -t 9p -o %[3]s %[2]s %[1]s || fail %[4]d "mount -t 9p %[2]s %[1]s failed" ;; esac`+"\n",
+			q(m.GuestPath), q(m.Tag), cloudinit.MountOptions(m.Writable), exitMount)
+	}
+	b.WriteString("at mounted\n")
+	if len(rw) > 0 {
+		fmt.Fprintf(&b, `chown %s: %s || fail %d "chown of a writable mount's root failed: its host directory needs user xattrs (security_model=mapped-xattr)"`+"\n",
+			q(user), strings.Join(rw, " "), exitChown)
+	}
+	// One check of every mount: its tag, 9p, and rw or ro in its options.
+	fmt.Fprintf(&b, `bad=$(awk -v want=%s 'BEGIN { n = split(want, w, ";") }
+$3 == "9p" { o = "," $4 ","; for (i = 1; i <= n; i++) { split(w[i], f, " "); if ($1 == f[1] && $2 == f[2] && index(o, "," f[3] ",")) ok[i] = 1 } }
+END { for (i = 1; i <= n; i++) if (!ok[i]) { split(w[i], f, " "); printf "%%s is not mounted %%s from %%s; ", f[2], f[3], f[1] } }' /proc/mounts)
+[ -z "$bad" ] || fail %d "$bad"
+at checked
+`, q(strings.Join(want, ";")), exitVerify)
 	return b.String()
 }
 
@@ -76,7 +106,7 @@ mounted() { awk -v t="$1" -v d="$2" '$1 == t && $2 == d && $3 == "9p" { print $4
 // connection (as root, with sudo) and verifies each mount; rescan when a
 // share's device is new to the saved guest (a --mount that is not a
 // template mount).
-func mountGuest(ctx context.Context, m *machine.Machine, user string, p mountPlan) (time.Duration, error) {
+func mountGuest(ctx context.Context, m *machine.Machine, user string, p mountPlan, log *slog.Logger) (time.Duration, error) {
 	if len(p.Mounts) == 0 {
 		return 0, nil
 	}
@@ -86,11 +116,16 @@ func mountGuest(ctx context.Context, m *machine.Machine, user string, p mountPla
 		return 0, errors.New("instance: the guest has no SSH connection to mount over")
 	}
 	script := mountScript(p.Mounts, user, p.Rescan)
-	_, err := c.Run(ctx, exec.Cmd{Args: []string{"sh", "-c", script}, Sudo: true})
-	if err != nil {
-		return time.Since(start), mountError(err)
+	res, err := c.Run(ctx, exec.Cmd{Args: []string{"sh", "-c", script}, Sudo: true})
+	took := time.Since(start)
+	if log != nil {
+		// The guest's uptime at each step: where the time goes.
+		log.Info("mounted the shares", "took", took.Round(time.Millisecond), "steps", strings.Fields(strings.ReplaceAll(strings.TrimSpace(string(res.Stdout)), " ", "=")))
 	}
-	return time.Since(start), nil
+	if err != nil {
+		return took, mountError(err)
+	}
+	return took, nil
 }
 
 // mountError turns the script's exit code into a sentinel and its message.

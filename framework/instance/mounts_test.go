@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -183,13 +184,58 @@ func TestMountScript(t *testing.T) {
 	}
 	s := mountScript(ms, "guest", true)
 	assert.Contains(t, s, "echo 1 > /sys/bus/pci/rescan")
-	assert.Contains(t, s, "mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=none mount0 /workspace")
-	assert.Contains(t, s, "mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=none,ro xmount0 /mnt/ref")
-	assert.Contains(t, s, "chown guest: /workspace")
-	assert.NotContains(t, s, "chown guest: /mnt/ref")
-	assert.Contains(t, s, `*,ro,*) ;; *) fail 14 "/mnt/ref is mounted with $o, want ro"`)
-	assert.Contains(t, s, `*,rw,*) ;; *) fail 14 "/workspace is mounted with $o, want rw"`)
+	assert.Contains(t, s, "for t in mount0 xmount0; do")
+	assert.Contains(t, s, "mkdir -p /workspace /mnt/ref ")
+	assert.Contains(t, s, `*" "mount0:/workspace" "*) ;; *) mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=none mount0 /workspace`)
+	assert.Contains(t, s, `*" "xmount0:/mnt/ref" "*) ;; *) mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=none,ro xmount0 /mnt/ref`)
+	assert.Contains(t, s, "chown guest: /workspace ||")
+	assert.Contains(t, s, "-v want='mount0 /workspace rw;xmount0 /mnt/ref ro'")
 	assert.NotContains(t, mountScript(ms[:1], "guest", false), "rescan")
+	assert.NotContains(t, mountScript(ms[1:], "guest", false), "chown")
+	out, err := osexec.Command("sh", "-n", "-c", s).CombinedOutput()
+	require.NoError(t, err, "sh -n: %s", out)
+}
+
+// The script run by sh against a fake /proc/mounts: the check fails on a
+// mount that is missing or rw where ro was asked. (The guest side runs in
+// the integration tests.)
+func TestMountScriptCheck(t *testing.T) {
+	if _, err := osexec.LookPath("awk"); err != nil {
+		t.Skip("no awk")
+	}
+	s := mountScript([]Mount{
+		{GuestPath: "/workspace", Writable: true, Tag: "mount0"},
+		{GuestPath: "/mnt/ref", Tag: "xmount0"},
+	}, "guest", false)
+	check := s[strings.Index(s, "bad=$(awk"):]
+	check = strings.ReplaceAll(check, "/proc/mounts", "\"$MOUNTS\"")
+	check = "fail() { c=$1; shift; echo \"$*\" >&2; exit $c; }\nat() { :; }\n" + check
+	for _, tc := range []struct {
+		name, mounts string
+		code         int
+		msg          string
+	}{
+		{"both right", "mount0 /workspace 9p rw,relatime 0 0\nxmount0 /mnt/ref 9p ro,relatime 0 0\n", 0, ""},
+		{"ro mounted rw", "mount0 /workspace 9p rw,relatime 0 0\nxmount0 /mnt/ref 9p rw,relatime 0 0\n", exitVerify, "/mnt/ref is not mounted ro from xmount0"},
+		{"missing", "mount0 /workspace 9p rw,relatime 0 0\n", exitVerify, "/mnt/ref is not mounted ro from xmount0"},
+		{"another tag", "mount1 /workspace 9p rw 0 0\nxmount0 /mnt/ref 9p ro 0 0\n", exitVerify, "/workspace is not mounted rw from mount0"},
+		{"not 9p", "tmpfs /workspace tmpfs rw 0 0\nxmount0 /mnt/ref 9p ro 0 0\n", exitVerify, "/workspace is not mounted rw from mount0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), "mounts")
+			require.NoError(t, os.WriteFile(f, []byte(tc.mounts), 0o644))
+			cmd := osexec.Command("sh", "-c", check)
+			cmd.Env = append(os.Environ(), "MOUNTS="+f)
+			out, err := cmd.CombinedOutput()
+			code := 0
+			var ee *osexec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			}
+			assert.Equal(t, tc.code, code, string(out))
+			assert.Contains(t, string(out), tc.msg)
+		})
+	}
 }
 
 // The script's exit codes become errors that say what to do.

@@ -84,7 +84,7 @@ func Run(ctx context.Context, in RunInput) (code int, err error) {
 			err = derr
 		}
 	}()
-	if t.Mount, err = mountGuest(ctx, m, cfg.Template.User.Name, plan); err != nil {
+	if t.Mount, err = mountGuest(ctx, m, cfg.Template.User.Name, plan, in.Logger); err != nil {
 		return -1, err
 	}
 	t.Command = time.Since(t.Begin)

@@ -112,7 +112,7 @@ func (s *Store) up(ctx context.Context, in UpInput, name, dir string, rec Record
 	if err != nil {
 		return fail(err)
 	}
-	took, err := mountGuest(ctx, m, cfg.Template.User.Name, plan)
+	took, err := mountGuest(ctx, m, cfg.Template.User.Name, plan, in.Logger)
 	if err != nil {
 		return fail(err)
 	}
