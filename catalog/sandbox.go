@@ -86,6 +86,10 @@ func (m Mount) GuestPath(home string) string {
 	return m.Location
 }
 
+// IsGuestSystemDir says whether a guest path is one a mount may not cover
+// (the CLI's --mount checks it as mounts: does).
+func IsGuestSystemDir(p string) bool { return isGuestSystemDir(p) }
+
 // isGuestSystemDir says whether a guest path is one a mount may not cover:
 // mounting over it would hide the guest's own system.
 func isGuestSystemDir(p string) bool {

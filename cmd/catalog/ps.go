@@ -25,6 +25,8 @@ type psEntry struct {
 	User          string    `json:"user,omitempty"`
 	QEMUPID       int       `json:"qemuPID,omitempty"`
 	Dir           string    `json:"dir"`
+	// Mounts are the host directories shared with the guest.
+	Mounts []instance.Mount `json:"mounts,omitempty"`
 }
 
 func newPsCmd(a *app) *cobra.Command {
@@ -64,7 +66,7 @@ func printPs(w io.Writer, l []*instance.Instance, now time.Time, format string, 
 	for _, i := range l {
 		st := i.Status()
 		e := psEntry{Name: i.Name, Status: string(st), Template: i.Template, Arch: i.Arch, Accelerator: i.Accel,
-			Started: i.Started, SSH: i.SSH.Addr, User: i.SSH.User, Dir: i.Dir}
+			Started: i.Started, SSH: i.SSH.Addr, User: i.SSH.User, Dir: i.Dir, Mounts: i.Mounts}
 		if st == instance.Running {
 			e.UptimeSeconds = i.Uptime(now).Round(time.Second).Seconds()
 			e.QEMUPID = i.QEMU.PID

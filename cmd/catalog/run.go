@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+
 	"github.com/spf13/cobra"
 
 	"github.com/guestcatalog/guestcatalog/framework/instance"
@@ -18,9 +20,11 @@ func newRunCmd(a *app) *cobra.Command {
 it as the template's user (each argument one word, as with exec), and removes
 everything afterwards: QEMU, the disk, the run directory. Ctrl-C removes it
 too. catalog exits with the command's exit code. The template needs a saved
-guest (catalog verify or catalog up makes one); run does not provision.`,
+guest (catalog verify or catalog up makes one); run does not provision.
+--mount HOST:GUEST[:ro] shares host directories as with up.`,
 		Example: `  catalog run --rm --offline debian-containerd -- sh -c 'echo hi; exit 3'
-  catalog run --rm --offline debian-containerd -- sudo ctr version`,
+  catalog run --rm --offline debian-containerd -- sudo ctr version
+  catalog run --rm --offline --mount ./project:/workspace debian-13-sandbox -- make -C /workspace test`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !rm {
@@ -29,12 +33,19 @@ guest (catalog verify or catalog up makes one); run does not provision.`,
 			if cmd.ArgsLenAtDash() != 1 {
 				return usagef("usage: catalog run --rm NAME|FILE -- CMD [ARG...]")
 			}
+			mounts, err := o.parseMounts()
+			if err != nil {
+				return err
+			}
 			e, err := a.instanceEnv(o.arch, o.accel)
 			if err != nil {
 				return err
 			}
+			if err := instance.CheckHostPaths(mounts, e.cfg.CacheDir); err != nil {
+				return usageError{err}
+			}
 			ctx := cmd.Context()
-			g, err := a.guest(ctx, e, args[0], o.sets, false)
+			g, err := a.guest(ctx, e, args[0], o.sets, mounts, false)
 			if err != nil {
 				return err
 			}
@@ -42,9 +53,12 @@ guest (catalog verify or catalog up makes one); run does not provision.`,
 			if err != nil {
 				return err
 			}
-			code, err := instance.Run(ctx, instance.RunInput{Guest: g, Args: args[1:], Streams: st,
+			code, err := instance.Run(ctx, instance.RunInput{Guest: g, Args: args[1:], Streams: st, Mounts: mounts,
 				RunRoot: e.cfg.RunRoot, Intervals: e.ivs, Logger: e.log})
 			restore()
+			if errors.Is(err, instance.ErrBadMount) {
+				return usageError{err}
+			}
 			if err != nil {
 				return err
 			}

@@ -21,9 +21,23 @@ import (
 // guestOptions are the flags of the commands that start a template's
 // guest (up, run).
 type guestOptions struct {
-	arch  string
-	accel string
-	sets  []string
+	arch   string
+	accel  string
+	sets   []string
+	mounts []string
+}
+
+// mountFlagUsage is --mount's help, shared by up and run.
+const mountFlagUsage = `share a host directory with the guest over 9p, HOST:GUEST[:ro] (repeatable, at most 8): HOST an existing directory, GUEST an absolute path outside the guest's system directories; :ro is enforced by QEMU on the host side. At a guest path the template mounts, it replaces that mount's host directory. The guest kernel needs 9p (debian-13-sandbox has it)`
+
+// parseMounts checks every --mount value before anything starts: a bad
+// one is a usage error (exit 2) naming the value.
+func (o *guestOptions) parseMounts() ([]instance.MountSpec, error) {
+	ms, err := instance.ParseMounts(o.mounts)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return ms, nil
 }
 
 func (o *guestOptions) flags(cmd *cobra.Command, env config.Config) {
@@ -33,6 +47,7 @@ func (o *guestOptions) flags(cmd *cobra.Command, env config.Config) {
 		"accelerator for provisioning when the template has no saved guest yet: auto, kvm or tcg (a saved guest resumes under the one it was saved with; env GUESTCATALOG_ACCEL)")
 	f.StringArrayVar(&o.sets, "set", nil,
 		"override a param the template declares, NAME=VALUE (repeatable)")
+	f.StringArrayVar(&o.mounts, "mount", nil, mountFlagUsage)
 }
 
 // instanceEnv is what the instance commands share: the configuration,
@@ -73,7 +88,7 @@ func (a *app) instanceEnv(arch, accel string) (*instanceEnv, error) {
 // guest resolves the one template arg names (a name, an alias or a file
 // holding one template), its image, and its saved guest; with provision,
 // a template without a saved guest is provisioned and saved first.
-func (a *app) guest(ctx context.Context, e *instanceEnv, arg string, sets []string, provision bool) (*instance.Guest, error) {
+func (a *app) guest(ctx context.Context, e *instanceEnv, arg string, sets []string, mounts []instance.MountSpec, provision bool) (*instance.Guest, error) {
 	params, err := parseSets(sets)
 	if err != nil {
 		return nil, err
@@ -90,6 +105,9 @@ func (a *app) guest(ctx context.Context, e *instanceEnv, arg string, sets []stri
 		return nil, usagef("%s holds %d templates: name one", arg, len(ts))
 	}
 	t := ts[0]
+	if err := instance.CheckMounts(t, mounts); err != nil {
+		return nil, usageError{err}
+	}
 	iopts := []image.Option{image.WithLogger(e.log), image.WithCacheDir(e.cfg.CacheDir)}
 	if e.cfg.Offline {
 		iopts = append(iopts, image.WithOffline())
@@ -140,10 +158,17 @@ instances of one template run side by side. QEMU runs on its own, without
 the CLI; the directory records its pid and start time, so 'catalog ps' and
 'catalog gc' can tell a live instance from a leftover one.
 
+--mount HOST:GUEST[:ro] shares a host directory with the guest over 9p; the
+instance's record (ps --output json) lists every mount. A resumed guest gets
+the share's device on QEMU's command line and finds it with a PCI rescan, then
+up mounts it over SSH and checks it. :ro is read-only on the host side (QEMU's
+readonly=on), so guest root remounting it read-write gains nothing.
+
 Enter it with 'catalog shell NAME', 'catalog exec NAME -- CMD...', copy with
 'catalog cp', stop it with 'catalog down NAME'.`,
 		Example: `  catalog up --offline debian-containerd
-  catalog up --offline --name box ./my-template.yaml`,
+  catalog up --offline --name box ./my-template.yaml
+  catalog up --offline --name agent --mount ./project:/workspace --mount /usr/share/doc:/reference:ro debian-13-sandbox`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if name != "" {
@@ -151,24 +176,37 @@ Enter it with 'catalog shell NAME', 'catalog exec NAME -- CMD...', copy with
 					return usageError{err}
 				}
 			}
+			mounts, err := o.parseMounts()
+			if err != nil {
+				return err
+			}
 			e, err := a.instanceEnv(o.arch, o.accel)
 			if err != nil {
 				return err
 			}
+			if err := instance.CheckHostPaths(mounts, e.cfg.CacheDir); err != nil {
+				return usageError{err}
+			}
 			ctx := cmd.Context()
-			g, err := a.guest(ctx, e, args[0], o.sets, true)
+			g, err := a.guest(ctx, e, args[0], o.sets, mounts, true)
 			if err != nil {
 				return err
 			}
 			start := time.Now()
-			inst, err := e.store.Up(ctx, instance.UpInput{Guest: g, Name: name, Intervals: e.ivs, Logger: e.log})
+			inst, err := e.store.Up(ctx, instance.UpInput{Guest: g, Name: name, Mounts: mounts, Intervals: e.ivs, Logger: e.log})
 			if err != nil {
 				if errors.Is(err, instance.ErrExists) {
 					return usageError{fmt.Errorf("%w (catalog ps lists them; choose another --name)", err)}
 				}
+				if errors.Is(err, instance.ErrBadMount) {
+					return usageError{err}
+				}
 				return err
 			}
 			printUp(cmd.OutOrStdout(), inst, time.Since(start))
+			if g.Template.NetworkPolicy().Egress == catalog.EgressProxy {
+				fmt.Fprintf(a.streams.ErrOut, "note: %s's egress proxy ran in this command and ended with it: the guest has no egress now (it fails closed); 'catalog run --rm' keeps the proxy for the command's life\n", inst.Name)
+			}
 			return nil
 		},
 	}
@@ -178,8 +216,19 @@ Enter it with 'catalog shell NAME', 'catalog exec NAME -- CMD...', copy with
 }
 
 func printUp(w io.Writer, i *instance.Instance, took time.Duration) {
-	fmt.Fprintf(w, "%s is up: %s, %s, %s, resumed in %.1fs; ssh on %s\n",
-		i.Name, i.Template, i.Arch, i.Accel, took.Seconds(), i.SSH.Addr)
+	mounted := ""
+	if len(i.Mounts) > 0 {
+		mounted = fmt.Sprintf(" (mounts %.1fs of it)", i.MountTook.Seconds())
+	}
+	fmt.Fprintf(w, "%s is up: %s, %s, %s, resumed in %.1fs%s; ssh on %s\n",
+		i.Name, i.Template, i.Arch, i.Accel, took.Seconds(), mounted, i.SSH.Addr)
+	for _, m := range i.Mounts {
+		mode := "ro"
+		if m.Writable {
+			mode = "rw"
+		}
+		fmt.Fprintf(w, "  mount %s -> %s (%s, %s)\n", m.HostPath, m.GuestPath, mode, m.Source)
+	}
 	fmt.Fprintf(w, "  catalog shell %s\n", i.Name)
 	fmt.Fprintf(w, "  catalog exec %s -- CMD...\n", i.Name)
 	fmt.Fprintf(w, "  catalog cp FILE %s:PATH\n", i.Name)

@@ -101,6 +101,9 @@ type Record struct {
 	RunDir string `json:"runDir,omitempty"`
 	// Saved is the saved guest it was resumed from.
 	Saved string `json:"saved,omitempty"`
+	// Mounts are the host directories shared with the guest (the
+	// template's and --mount's), as mounted in it (mounts.go).
+	Mounts []Mount `json:"mounts,omitempty"`
 }
 
 // Status judges whether what the record names still runs.

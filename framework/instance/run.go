@@ -16,6 +16,8 @@ type RunInput struct {
 	// Args is the command (each argument quoted; none: the login shell).
 	Args    []string
 	Streams Streams
+	// Mounts are --mount values (see UpInput.Mounts; mounts.go).
+	Mounts []MountSpec
 	// RunRoot is where the run dir goes ("" : qemu's run root, which
 	// qemu.Gc cleans after a crash).
 	RunRoot   string
@@ -29,6 +31,7 @@ type RunInput struct {
 // RunTimings are the moments of a Run, from its call.
 type RunTimings struct {
 	Begin   time.Time
+	Mount   time.Duration // mounting the shares took (mounts.go)
 	Command time.Duration // the command was sent to the guest
 	Done    time.Duration // the command ended
 	Removed time.Duration // QEMU stopped, disk and run dir removed
@@ -60,6 +63,10 @@ func Run(ctx context.Context, in RunInput) (code int, err error) {
 	cfg.RunRoot = in.RunRoot
 	cfg.Intervals = in.Intervals
 	cfg.Logger = in.Logger
+	plan, err := withMounts(&cfg, in.Mounts)
+	if err != nil {
+		return -1, err
+	}
 	m, err := in.Guest.start(ctx, cfg)
 	if err != nil {
 		return -1, err // Start removed what it made
@@ -77,6 +84,9 @@ func Run(ctx context.Context, in RunInput) (code int, err error) {
 			err = derr
 		}
 	}()
+	if t.Mount, err = mountGuest(ctx, m, cfg.Template.User.Name, plan, in.Logger); err != nil {
+		return -1, err
+	}
 	t.Command = time.Since(t.Begin)
 	code, err = stream(ctx, m.SSH(), in.Args, in.Streams)
 	t.Done = time.Since(t.Begin)

@@ -113,6 +113,11 @@ func FindSaved(ctx context.Context, in SavedInput) (*Guest, error) {
 		return nil, err
 	}
 	accel := m.Accelerator().Used
+	if err := unmountForSave(ctx, m); err != nil { // mounts.go: savevm needs the 9p shares unmounted
+		st.Abort()
+		_ = m.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
 	if _, err := m.Snapshot(ctx, provisioned.SnapshotName, st.Dir); err != nil {
 		st.Abort()
 		_ = m.Close(context.WithoutCancel(ctx))

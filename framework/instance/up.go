@@ -20,6 +20,10 @@ import (
 type Instance struct {
 	Record
 	Dir string
+	// MountTook is how long mounting the shares in the guest took (the
+	// PCI rescan, the wait for the devices, mount and its checks); set by
+	// Up only.
+	MountTook time.Duration `json:"-"`
 }
 
 // UpInput says what to start.
@@ -28,7 +32,11 @@ type UpInput struct {
 	Guest *Guest
 	// Name of the instance; "" : the template's name, or name-2, -3, ...
 	// when taken. A given name that is taken is ErrExists.
-	Name      string
+	Name string
+	// Mounts are --mount values (ParseMounts): host directories shared
+	// with the guest besides the template's mounts, or replacing the host
+	// directory of the template's mount at the same guest path.
+	Mounts    []MountSpec
 	Intervals *intervals.Set
 	Logger    *slog.Logger
 }
@@ -82,6 +90,10 @@ func (s *Store) up(ctx context.Context, in UpInput, name, dir string, rec Record
 	cfg.KeepRunDir = true
 	cfg.Intervals = in.Intervals
 	cfg.Logger = in.Logger
+	plan, err := withMounts(&cfg, in.Mounts)
+	if err != nil {
+		return nil, err
+	}
 	m, err := in.Guest.start(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -100,6 +112,10 @@ func (s *Store) up(ctx context.Context, in UpInput, name, dir string, rec Record
 	if err != nil {
 		return fail(err)
 	}
+	took, err := mountGuest(ctx, m, cfg.Template.User.Name, plan, in.Logger)
+	if err != nil {
+		return fail(err)
+	}
 	rec.Format, rec.Name, rec.State = Format, name, StateRunning
 	rec.Accel = m.Accelerator().Used
 	rec.Started = m.Started().UTC()
@@ -108,6 +124,7 @@ func (s *Store) up(ctx context.Context, in UpInput, name, dir string, rec Record
 	rec.SSH = ssh
 	rec.RunDir = m.RunDir()
 	rec.Saved = in.Guest.Saved.Dir
+	rec.Mounts = plan.Mounts
 	// The record goes first: once it says running, QEMU owns the
 	// directory, and a crash between here and Detach leaves an instance
 	// that ps shows and down stops, not an orphan.
@@ -117,7 +134,7 @@ func (s *Store) up(ctx context.Context, in UpInput, name, dir string, rec Record
 	if err := m.Detach(); err != nil {
 		return fail(err)
 	}
-	return &Instance{Record: rec, Dir: dir}, nil
+	return &Instance{Record: rec, Dir: dir, MountTook: took}, nil
 }
 
 // sshRecord pins the guest's host key in a known_hosts file beside the

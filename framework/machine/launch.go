@@ -105,6 +105,7 @@ func (m *Machine) launch(ctx context.Context) (string, error) {
 	if err := m.prepareSandbox(ctx, &spec); err != nil {
 		return "", err
 	}
+	spec.ExtraArgs = append(spec.ExtraArgs, m.cfg.ExtraQEMUArgs...)
 	// QEMU lives as long as the machine, not as long as Start's ctx: the
 	// machine's own context, cancelled by Close (and by Start's ctx while
 	// Start runs, see start).

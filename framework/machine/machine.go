@@ -87,6 +87,10 @@ type Config struct {
 	RetryInfra bool
 	// Home replaces ~ in mount locations; default the user's home (sandbox.go).
 	Home string
+	// ExtraQEMUArgs are appended to QEMU's command line (after every
+	// device of the saved set, so a resumed guest keeps its device
+	// addresses): framework/instance exports --mount shares with them.
+	ExtraQEMUArgs []string
 	// InsecureHostWritable exports read-only mounts writable on the host
 	// (the guest still mounts them ro): only for tests that show the
 	// isolation suite catches a mount that is read-only in the guest only.

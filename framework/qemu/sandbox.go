@@ -86,20 +86,25 @@ func sandboxNetdev(netdev string, s Spec) string {
 func sandboxArgs(s Spec) []string {
 	var a []string
 	for i, sh := range s.Shares {
-		id := fmt.Sprintf("fsdev%d", i)
-		opts := []string{"local", "id=" + id, "path=" + qopt(sh.HostPath)}
-		if sh.ReadOnly {
-			opts = append(opts, "security_model=none", "readonly=on")
-		} else {
-			opts = append(opts, "security_model=mapped-xattr")
-		}
-		// Files of several host filesystems under one share would collide
-		// in the guest's inode numbers: remap them (QEMU warns otherwise).
-		opts = append(opts, "multidevs=remap")
-		a = append(a, "-fsdev", strings.Join(opts, ","),
-			"-device", "virtio-9p-pci,fsdev="+id+",mount_tag="+sh.Tag)
+		a = append(a, ShareArgs(fmt.Sprintf("fsdev%d", i), sh)...)
 	}
 	return a
+}
+
+// ShareArgs are the -fsdev/-device pair that export one share under the
+// fsdev id (unique on the command line; the caller checks the tag).
+func ShareArgs(id string, sh Share) []string {
+	opts := []string{"local", "id=" + id, "path=" + qopt(sh.HostPath)}
+	if sh.ReadOnly {
+		opts = append(opts, "security_model=none", "readonly=on")
+	} else {
+		opts = append(opts, "security_model=mapped-xattr")
+	}
+	// Files of several host filesystems under one share would collide
+	// in the guest's inode numbers: remap them (QEMU warns otherwise).
+	opts = append(opts, "multidevs=remap")
+	return []string{"-fsdev", strings.Join(opts, ","),
+		"-device", "virtio-9p-pci,fsdev=" + id + ",mount_tag=" + sh.Tag}
 }
 
 // relayScript is the guestfwd relay: perl (perl-base is Essential in
