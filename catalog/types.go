@@ -85,7 +85,7 @@ type Template struct {
 	// handed to the guest on a read-only drive (artifacts.go).
 	Artifacts []Artifact `yaml:"artifacts,omitempty" json:"artifacts,omitempty"`
 	Provision []Step     `yaml:"provision,omitempty" json:"provision,omitempty"`
-	Probes    []Probe `yaml:"probes,omitempty" json:"probes,omitempty"`
+	Probes    []Probe    `yaml:"probes,omitempty" json:"probes,omitempty"`
 	// Checks are declared tests of the provisioned guest, run after the
 	// engine's own specs and reported by name.
 	Checks       []Check       `yaml:"checks,omitempty" json:"checks,omitempty"`
