@@ -93,7 +93,7 @@ func TestArtifactsInvalid(t *testing.T) {
 		{"install into guestcatalog's state", func(t *Template) { t.Artifacts[0].Install.Path = "/var/lib/guestcatalog/provisioned" },
 			`artifacts[0].install.path: "/var/lib/guestcatalog/provisioned" is written by guestcatalog (under /var/lib/guestcatalog, /etc/guestcatalog or /var/log/guestcatalog-provision.log): an artifact may not be installed there`},
 		{"control character in install path", func(t *Template) { t.Artifacts[0].Install.Path = "/usr/local/bin/to\x1bol" },
-			`artifacts[0].install.path: must not contain the control character \\x1b, not "/usr/local/bin/to\x1bol"`},
+			`artifacts[0].install.path: must not contain the control character \x1b, not "/usr/local/bin/to\x1bol"`},
 		{"install path twice", func(t *Template) { t.Artifacts[1].Install = &ArtifactInstall{Path: "/usr/local/bin/tool"} },
 			`artifacts[1].install.path: "/usr/local/bin/tool" is already where artifacts[0] is installed`},
 		{"install mode", func(t *Template) { t.Artifacts[0].Install.Mode = "755" },
