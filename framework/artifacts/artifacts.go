@@ -1,0 +1,302 @@
+package artifacts
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/framework/download"
+)
+
+// Fetcher fetches a URL into a verified cache; *download.Cache implements it.
+type Fetcher interface {
+	Fetch(ctx context.Context, url, digest string, opts ...download.Option) (download.Result, error)
+}
+
+// File is one artifact fetched and verified on the host.
+type File struct {
+	Name string `json:"name"`
+	// URL is the artifact's URL (params expanded); Source where the bytes
+	// came from (a mirror, when one was used).
+	URL    string `json:"url"`
+	Source string `json:"source,omitempty"`
+	// Digest is what the file was verified against; DigestFrom says where
+	// it came from: "catalog" (pinned) or the checksum file's URL.
+	Digest     string `json:"digest"`
+	DigestFrom string `json:"digestFrom"`
+	Size       int64  `json:"size"`
+	// Status: downloaded, resumed or from cache.
+	Status string `json:"status"`
+	// Path is the verified file in the cache.
+	Path        string `json:"-"`
+	InstallPath string `json:"installPath,omitempty"`
+}
+
+// Set is a template's artifacts for one arch.
+type Set struct {
+	Files []File
+	// Drive is the read-only ISO (label catalog.ArtifactsLabel) holding
+	// the files by name; "" when the template has no artifacts.
+	Drive string
+}
+
+// Option configures Prepare.
+type Option func(*options) error
+
+type options struct {
+	offline  bool
+	cacheDir string
+	fetcher  Fetcher
+	mirrors  []download.Mirror
+	logger   *slog.Logger
+	progress io.Writer
+}
+
+// WithCacheDir is the cache root: downloads go to <dir>/downloads, drives
+// to <dir>/artifacts. Required.
+func WithCacheDir(dir string) Option {
+	return func(o *options) error {
+		if dir == "" {
+			return errors.New("WithCacheDir: empty directory")
+		}
+		o.cacheDir = dir
+		return nil
+	}
+}
+
+// WithOffline uses only what the cache holds, verified.
+func WithOffline() Option { return func(o *options) error { o.offline = true; return nil } }
+
+// WithFetcher replaces the download cache (tests).
+func WithFetcher(f Fetcher) Option {
+	return func(o *options) error {
+		if f == nil {
+			return errors.New("WithFetcher: nil fetcher")
+		}
+		o.fetcher = f
+		return nil
+	}
+}
+
+// WithMirrors rewrites download URLs ("PREFIX=MIRROR", as --mirror).
+func WithMirrors(specs []string) Option {
+	return func(o *options) error {
+		m, err := download.ParseMirrors(specs...)
+		if err != nil {
+			return fmt.Errorf("WithMirrors: %w", err)
+		}
+		o.mirrors = append(o.mirrors, m...)
+		return nil
+	}
+}
+
+// WithLogger logs each artifact fetched (silent by default).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l != nil {
+			o.logger = l
+		}
+		return nil
+	}
+}
+
+// WithProgress writes download progress to w.
+func WithProgress(w io.Writer) Option { return func(o *options) error { o.progress = w; return nil } }
+
+// Prepare fetches t's artifacts for arch through the verified download
+// cache and writes the read-only drive that hands them to the guest. A
+// checksum-file artifact gets its digest from the release's checksum file,
+// fetched on the host first. A digest mismatch ends it: no fall-back, and
+// nothing is cached as valid. Offline, only cached verified files are used.
+func Prepare(ctx context.Context, t *catalog.Template, arch string, opts ...Option) (*Set, error) {
+	if t == nil {
+		return nil, errors.New("artifacts.Prepare: nil template")
+	}
+	if len(t.Artifacts) == 0 {
+		return &Set{}, nil
+	}
+	o := &options{logger: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			return nil, fmt.Errorf("artifacts option: %w", err)
+		}
+	}
+	if o.cacheDir == "" && o.fetcher == nil {
+		return nil, errors.New("artifacts.Prepare: no cache directory (WithCacheDir)")
+	}
+	resolved, err := t.ArtifactsFor(arch)
+	if err != nil {
+		return nil, err
+	}
+	f, err := o.getFetcher()
+	if err != nil {
+		return nil, err
+	}
+	set := &Set{}
+	for _, r := range resolved {
+		file, err := o.fetchOne(ctx, f, r)
+		if err != nil {
+			return nil, fmt.Errorf("template %s artifacts[%d] (%s): %w", catalog.Quote(t.Name), r.Index, r.Name, err)
+		}
+		set.Files = append(set.Files, file)
+	}
+	dir := o.cacheDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	set.Drive, err = WriteDrive(ctx, filepath.Join(dir, "artifacts"), set.Files)
+	if err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+func (o *options) getFetcher() (Fetcher, error) {
+	if o.fetcher != nil {
+		return o.fetcher, nil
+	}
+	dopts := []download.Option{download.WithCacheDir(o.cacheDir), download.WithLogger(o.logger)}
+	if o.progress != nil {
+		dopts = append(dopts, download.WithProgress(o.progress))
+	}
+	if len(o.mirrors) > 0 {
+		dopts = append(dopts, download.WithMirrors(o.mirrors...))
+	}
+	return download.New(dopts...)
+}
+
+// fetchOne fetches one artifact (its checksum file first when it has one).
+func (o *options) fetchOne(ctx context.Context, f Fetcher, r catalog.ResolvedArtifact) (File, error) {
+	file := File{Name: r.Name, URL: r.URL, Digest: r.Digest, DigestFrom: "catalog"}
+	if r.Install != nil {
+		file.InstallPath = r.Install.Path
+	}
+	if r.Digest == "" {
+		d, err := ChecksumFromFile(ctx, f, r.ChecksumURL, r.ChecksumName, o.offline)
+		if err != nil {
+			return File{}, err
+		}
+		file.Digest, file.DigestFrom = d, r.ChecksumURL
+	}
+	// As published: a .tar.gz stays a .tar.gz for the guest to unpack.
+	fopts := []download.Option{download.WithoutDecompress()}
+	if o.offline {
+		fopts = append(fopts, download.WithOffline())
+	}
+	res, err := f.Fetch(ctx, r.URL, file.Digest, fopts...)
+	if err != nil {
+		return File{}, err
+	}
+	file.Source, file.Size, file.Status, file.Path = res.Source, res.Size, res.Status.String(), res.DataPath
+	if file.Path == "" {
+		file.Path = res.Path
+	}
+	o.logger.Info("artifact ready", "name", r.Name, "url", r.URL, "digest", file.Digest, "from", file.DigestFrom, "status", file.Status)
+	return file, nil
+}
+
+// ChecksumFromFile fetches a release's checksum file through the cache
+// (it has no digest of its own: a cached copy is used as it is) and
+// returns the digest it gives name.
+func ChecksumFromFile(ctx context.Context, f Fetcher, url, name string, offline bool) (string, error) {
+	fopts := []download.Option{download.WithoutDigest(), download.WithoutDecompress()}
+	if offline {
+		fopts = append(fopts, download.WithOffline())
+	}
+	res, err := f.Fetch(ctx, url, "", fopts...)
+	if err != nil {
+		return "", fmt.Errorf("checksum file: %w", err)
+	}
+	p := res.DataPath
+	if p == "" {
+		p = res.Path
+	}
+	fh, err := os.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("checksum file %s: %w", url, err)
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(io.LimitReader(fh, maxChecksumFile+1))
+	if err != nil {
+		return "", fmt.Errorf("checksum file %s: %w", url, err)
+	}
+	d, err := ParseChecksumFile(data, name)
+	if err != nil {
+		return "", fmt.Errorf("checksum file %s: %w", url, err)
+	}
+	return d, nil
+}
+
+// DriveKey names the drive of a set of files: a hash of their names and
+// digests, so that the same verified files make the same drive, shared by
+// runs and templates.
+func DriveKey(files []File) string {
+	h := sha256.New()
+	for _, f := range files {
+		fmt.Fprintf(h, "%s\x00%s\x00", f.Name, f.Digest)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// WriteDrive writes (or finds) the ISO 9660 image, labelled
+// catalog.ArtifactsLabel, with each file under its name, in dir. It is
+// attached read-only; the guest mounts it by label.
+func WriteDrive(ctx context.Context, dir string, files []File) (string, error) {
+	if len(files) == 0 {
+		return "", nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("artifacts drive: %w", err)
+	}
+	final := filepath.Join(dir, DriveKey(files)+".iso")
+	if fi, err := os.Stat(final); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
+		now := time.Now()
+		_ = os.Chtimes(final, now, now) // last use, for pruning
+		return final, nil
+	}
+	xorriso, err := exec.LookPath("xorriso")
+	if err != nil {
+		return "", fmt.Errorf("artifacts drive: xorriso is needed to write it (apt-get install xorriso): %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".drive-*.iso")
+	if err != nil {
+		return "", fmt.Errorf("artifacts drive: %w", err)
+	}
+	tmp.Close()
+	os.Remove(tmp.Name()) // xorriso refuses to overwrite a file as output
+	args := []string{"-as", "mkisofs", "-quiet", "-iso-level", "3", "-R", "-V", catalog.ArtifactsLabel,
+		"-o", tmp.Name(), "-graft-points"}
+	for _, f := range files {
+		// '=' and '\' are special in graft points; names never hold them
+		// (catalog's artifact name pattern), paths in the cache neither.
+		if strings.ContainsAny(f.Name+f.Path, `=\`) {
+			return "", fmt.Errorf("artifacts drive: %q cannot be a graft point", f.Name)
+		}
+		args = append(args, "/"+f.Name+"="+f.Path)
+	}
+	cmd := exec.CommandContext(ctx, xorriso, args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("artifacts drive: xorriso: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	if err := os.Chmod(tmp.Name(), 0o444); err != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("artifacts drive: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("artifacts drive: %w", err)
+	}
+	return final, nil
+}
