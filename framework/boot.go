@@ -17,6 +17,7 @@ import (
 
 	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/cloudinit"
+	vendored "github.com/guestcatalog/guestcatalog/framework/artifacts"
 	"github.com/guestcatalog/guestcatalog/framework/config"
 	"github.com/guestcatalog/guestcatalog/framework/image"
 	"github.com/guestcatalog/guestcatalog/framework/machine"
@@ -68,9 +69,32 @@ func (r *Run) Boot(ctx SpecContext, name string) *Guest {
 		rep.Image.Recipe = img.Recipe
 	}
 
+	// issue 11 item 3: the template's artifacts, fetched and verified on
+	// the host, on a read-only drive; t becomes the pinned template (every
+	// digest filled in, so that the saved-guest key follows them).
+	drive := ""
+	if len(t.Artifacts) > 0 {
+		artStart := time.Now()
+		set, err := vendored.Prepare(ctx, t, cfg.Arch, r.artifactOptions(logger, nil)...)
+		if err != nil {
+			if vendored.Unavailable(err) {
+				Skip(fmt.Sprintf("artifacts of %s/%s not available here: %v", t.Name, cfg.Arch, err))
+			}
+			Fail(fmt.Sprintf("template %s, phase artifacts: %v", t.Name, err))
+		}
+		t = vendored.Pin(t, cfg.Arch, set)
+		drive = set.Drive
+		for _, f := range set.Files {
+			rep.VendorArtifacts = append(rep.VendorArtifacts, report.VendorArtifact{Name: f.Name, URL: f.URL, Source: f.Source,
+				Digest: f.Digest, DigestFrom: f.DigestFrom, Size: f.Size, Status: f.Status, InstallPath: f.InstallPath})
+		}
+		rep.Phases = append(rep.Phases, report.Phase{Name: "artifacts", Seconds: time.Since(artStart).Seconds(), Result: report.Pass})
+	}
+
 	ivals := r.ivals
 	entry := img.Entry
 	mcfg := machine.Config{
+		ArtifactDrive: drive,
 		Template:      t,
 		Image:         machine.Image{Disk: img.Disk, Format: img.Format, Kernel: img.Kernel, Initrd: img.Initrd, Append: img.Append, Firmware: img.Firmware, Entry: &entry},
 		Arch:          cfg.Arch,
@@ -168,6 +192,24 @@ func (r *Run) imageOptions(logger *slog.Logger, progress io.Writer) []image.Opti
 	}
 	if progress != nil {
 		opts = append(opts, image.WithProgress(progress))
+	}
+	return opts
+}
+
+func (r *Run) artifactOptions(logger *slog.Logger, progress io.Writer) []vendored.Option {
+	cfg := &r.cfg
+	opts := []vendored.Option{vendored.WithLogger(logger)}
+	if cfg.Offline {
+		opts = append(opts, vendored.WithOffline())
+	}
+	if cfg.CacheDir != "" {
+		opts = append(opts, vendored.WithCacheDir(cfg.CacheDir))
+	}
+	if len(cfg.Mirrors) > 0 {
+		opts = append(opts, vendored.WithMirrors(cfg.Mirrors))
+	}
+	if progress != nil {
+		opts = append(opts, vendored.WithProgress(progress))
 	}
 	return opts
 }

@@ -300,3 +300,51 @@ func WriteDrive(ctx context.Context, dir string, files []File) (string, error) {
 	}
 	return final, nil
 }
+
+// Unavailable reports whether err says the artifacts cannot be had here
+// (offline and not cached, the network unreachable) rather than that they
+// are wrong (a digest mismatch, a server answering 404, a checksum file
+// without the file): the first skips a template, the second fails it.
+func Unavailable(err error) bool {
+	var he *download.HTTPError
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, download.ErrOffline):
+		return true
+	case errors.Is(err, download.ErrDigestMismatch), errors.Is(err, ErrNoChecksum),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.As(err, &he):
+		return false
+	case strings.HasPrefix(err.Error(), "artifacts drive:"):
+		return false
+	}
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) || strings.Contains(err.Error(), "dial tcp") || strings.Contains(err.Error(), "no such host")
+}
+
+// Pin returns a copy of t whose artifacts carry, for arch, the digest each
+// was verified against (a checksum-file source becomes a pinned one): what
+// provisioning depends on, for the saved-guest key and the seed.
+func Pin(t *catalog.Template, arch string, set *Set) *catalog.Template {
+	c := t.DeepCopy()
+	if set == nil {
+		return c
+	}
+	byName := map[string]File{}
+	for _, f := range set.Files {
+		byName[f.Name] = f
+	}
+	for i, a := range c.Artifacts {
+		f, ok := byName[a.Name]
+		if !ok {
+			continue
+		}
+		for j, s := range a.Sources {
+			if s.Arch == arch {
+				c.Artifacts[i].Sources[j].Digest = f.Digest
+				c.Artifacts[i].Sources[j].ChecksumFile = nil
+			}
+		}
+	}
+	return c
+}

@@ -227,3 +227,21 @@ func TestWriteDriveErrors(t *testing.T) {
 	assert.True(t, strings.HasPrefix(err.Error(), "artifacts drive: xorriso:"), err.Error())
 	assert.False(t, errors.Is(err, context.Canceled))
 }
+
+func TestUnavailable(t *testing.T) {
+	_, err := Prepare(context.Background(), toolTemplate("http://127.0.0.1:1", "sha256:"+hex64), catalog.ArchX8664,
+		WithCacheDir(t.TempDir()), WithOffline())
+	assert.True(t, Unavailable(err), "offline, not cached: %v", err)
+	assert.False(t, Unavailable(fmt.Errorf("x: %w", &download.DigestMismatchError{})))
+	assert.False(t, Unavailable(fmt.Errorf("x: %w", ErrNoChecksum)))
+	assert.False(t, Unavailable(fmt.Errorf("x: %w", &download.HTTPError{StatusCode: 404})))
+	assert.False(t, Unavailable(nil))
+}
+
+func TestPin(t *testing.T) {
+	tmpl := toolTemplate("https://x", "")
+	p := Pin(tmpl, catalog.ArchX8664, &Set{Files: []File{{Name: "tool", Digest: "sha256:" + hex64}}})
+	assert.Equal(t, "sha256:"+hex64, p.Artifacts[0].Sources[0].Digest)
+	assert.Nil(t, p.Artifacts[0].Sources[0].ChecksumFile)
+	assert.NotNil(t, tmpl.Artifacts[0].Sources[0].ChecksumFile, "the caller's template is left as it was")
+}
