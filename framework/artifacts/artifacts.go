@@ -18,6 +18,10 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework/download"
 )
 
+// DrivesDir is the cache subdirectory of the artifact drives (not
+// "artifacts": that is the default of verify's per-template artifacts).
+const DrivesDir = "artifact-drives"
+
 // Fetcher fetches a URL into a verified cache; *download.Cache implements it.
 type Fetcher interface {
 	Fetch(ctx context.Context, url, digest string, opts ...download.Option) (download.Result, error)
@@ -63,7 +67,7 @@ type options struct {
 }
 
 // WithCacheDir is the cache root: downloads go to <dir>/downloads, drives
-// to <dir>/artifacts. Required.
+// to <dir>/artifact-drives. Required.
 func WithCacheDir(dir string) Option {
 	return func(o *options) error {
 		if dir == "" {
@@ -154,7 +158,7 @@ func Prepare(ctx context.Context, t *catalog.Template, arch string, opts ...Opti
 	if dir == "" {
 		dir = os.TempDir()
 	}
-	set.Drive, err = WriteDrive(ctx, filepath.Join(dir, "artifacts"), set.Files)
+	set.Drive, err = WriteDrive(ctx, filepath.Join(dir, DrivesDir), set.Files)
 	if err != nil {
 		return nil, err
 	}

@@ -128,7 +128,7 @@ func TestPrepareChecksumFileThenOffline(t *testing.T) {
 	assert.Equal(t, "downloaded", f.Status)
 	assert.Equal(t, "/usr/local/bin/tool", f.InstallPath)
 	require.FileExists(t, set.Drive)
-	assert.Equal(t, filepath.Join(cache, "artifacts", DriveKey(set.Files)+".iso"), set.Drive)
+	assert.Equal(t, filepath.Join(cache, DrivesDir, DriveKey(set.Files)+".iso"), set.Drive)
 	listing, err := exec.Command("xorriso", "-indev", set.Drive, "-pvd_info", "-ls", "/").CombinedOutput()
 	require.NoError(t, err, string(listing))
 	assert.Contains(t, string(listing), "Volume Id    : "+catalog.ArtifactsLabel)
@@ -166,7 +166,7 @@ func TestPrepareDigestMismatch(t *testing.T) {
 	assert.Contains(t, err.Error(), "template t artifacts[0] (tool)")
 	_, err = Prepare(context.Background(), tmpl, catalog.ArchX8664, WithCacheDir(cache), WithOffline())
 	assert.ErrorIs(t, err, download.ErrOffline, "nothing was cached as valid")
-	entries, _ := os.ReadDir(filepath.Join(cache, "artifacts"))
+	entries, _ := os.ReadDir(filepath.Join(cache, DrivesDir))
 	assert.Empty(t, entries, "no drive written")
 }
 
