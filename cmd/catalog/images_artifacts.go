@@ -570,4 +570,3 @@ func printArtifactPins(out io.Writer, pins []artifactPin, skips []artifactSkip, 
 	}
 	fmt.Fprintf(out, "%d artifact sources %s, %d skipped\n", len(pins), verb, len(skips))
 }
-
