@@ -1,6 +1,8 @@
 package catalog
 
 import (
+	"context"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -278,4 +280,31 @@ provision:
 	_, err = c.Resolve("debian-13-tool", WithParams(map[string]string{"version": "v2/../x"}))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `artifacts[0].sources[0].url: uses param version="v2/../x", which cannot go into a URL`)
+}
+
+// TestShippedEnginesPinTheirArtifacts: the vendor engines install from
+// artifacts with a source for every arch their templates boot, and their
+// scripts download nothing (no curl, wget or installer URL).
+func TestShippedEnginesPinTheirArtifacts(t *testing.T) {
+	c, err := Load(context.Background())
+	require.NoError(t, err)
+	downloads := regexp.MustCompile(`\bcurl\b|\bwget\b|get\.k3s\.io|get\.rke2\.io|get\.k0s\.sh|pkgs\.k8s\.io`)
+	for _, name := range []string{"engines/k3s", "engines/k0s", "engines/rke2", "engines/k8s"} {
+		r, err := c.Check(name)
+		require.NoError(t, err)
+		require.NotNil(t, r.Template, name)
+		f := r.Template
+		require.NotEmpty(t, f.Artifacts, name)
+		for _, arch := range []string{ArchX8664, ArchAarch64} {
+			got, err := f.ArtifactsFor(arch)
+			require.NoError(t, err, "%s %s", name, arch)
+			for _, a := range got {
+				assert.Regexp(t, `^https://(github\.com/|dl\.k8s\.io/)`, a.URL, "%s: real upstream URL", name)
+				assert.True(t, a.Digest != "" || a.ChecksumURL != "", "%s %s: pinned or checked against the release's checksum file", name, a.Name)
+			}
+		}
+		for i, s := range f.Provision {
+			assert.NotRegexp(t, downloads, s.Script, "%s provision[%d] downloads in the guest", name, i)
+		}
+	}
 }
