@@ -129,31 +129,15 @@ func Prepare(ctx context.Context, t *catalog.Template, arch string, opts ...Opti
 	if len(t.Artifacts) == 0 {
 		return &Set{}, nil
 	}
-	o := &options{logger: slog.New(slog.DiscardHandler)}
-	for _, opt := range opts {
-		if err := opt(o); err != nil {
-			return nil, fmt.Errorf("artifacts option: %w", err)
-		}
-	}
-	if o.cacheDir == "" && o.fetcher == nil {
-		return nil, errors.New("artifacts.Prepare: no cache directory (WithCacheDir)")
-	}
-	resolved, err := t.ArtifactsFor(arch)
+	o, err := newOptions(opts)
 	if err != nil {
 		return nil, err
 	}
-	f, err := o.getFetcher()
+	files, err := o.fetchAll(ctx, t, arch)
 	if err != nil {
 		return nil, err
 	}
-	set := &Set{}
-	for _, r := range resolved {
-		file, err := o.fetchOne(ctx, f, r)
-		if err != nil {
-			return nil, fmt.Errorf("template %s artifacts[%d] (%s): %w", catalog.Quote(t.Name), r.Index, r.Name, err)
-		}
-		set.Files = append(set.Files, file)
-	}
+	set := &Set{Files: files}
 	dir := o.cacheDir
 	if dir == "" {
 		dir = os.TempDir()
@@ -163,6 +147,55 @@ func Prepare(ctx context.Context, t *catalog.Template, arch string, opts ...Opti
 		return nil, err
 	}
 	return set, nil
+}
+
+// Fetch fetches and verifies t's artifacts for arch into the download
+// cache, as Prepare does, without writing the drive (`catalog pull`).
+func Fetch(ctx context.Context, t *catalog.Template, arch string, opts ...Option) ([]File, error) {
+	if t == nil {
+		return nil, errors.New("artifacts.Fetch: nil template")
+	}
+	if len(t.Artifacts) == 0 {
+		return nil, nil
+	}
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return o.fetchAll(ctx, t, arch)
+}
+
+func newOptions(opts []Option) (*options, error) {
+	o := &options{logger: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			return nil, fmt.Errorf("artifacts option: %w", err)
+		}
+	}
+	if o.cacheDir == "" && o.fetcher == nil {
+		return nil, errors.New("artifacts: no cache directory (WithCacheDir)")
+	}
+	return o, nil
+}
+
+func (o *options) fetchAll(ctx context.Context, t *catalog.Template, arch string) ([]File, error) {
+	resolved, err := t.ArtifactsFor(arch)
+	if err != nil {
+		return nil, err
+	}
+	f, err := o.getFetcher()
+	if err != nil {
+		return nil, err
+	}
+	var files []File
+	for _, r := range resolved {
+		file, err := o.fetchOne(ctx, f, r)
+		if err != nil {
+			return nil, fmt.Errorf("template %s artifacts[%d] (%s): %w", catalog.Quote(t.Name), r.Index, r.Name, err)
+		}
+		files = append(files, file)
+	}
+	return files, nil
 }
 
 func (o *options) getFetcher() (Fetcher, error) {
