@@ -311,17 +311,25 @@ func WriteDrive(ctx context.Context, dir string, files []File) (string, error) {
 	}
 	tmp.Close()
 	os.Remove(tmp.Name()) // xorriso refuses to overwrite a file as output
-	args := []string{"-as", "mkisofs", "-quiet", "-iso-level", "3", "-R", "-V", catalog.ArtifactsLabel,
-		"-o", tmp.Name(), "-graft-points"}
+	// xorriso's native commands, so that the image is the same bytes for
+	// the same files: a saved guest resumes with the drive it was
+	// provisioned with, even if the drive is written again (the files'
+	// times in the cache differ; they are set to the epoch here, and
+	// SOURCE_DATE_EPOCH fixes the volume's own dates and ids).
+	args := []string{"-no_rc", "-outdev", "stdio:" + tmp.Name(), "-volid", catalog.ArtifactsLabel,
+		"-rockridge", "on", "-joliet", "off", "-compliance", "iso_9660_level=3"}
 	for _, f := range files {
-		// '=' and '\' are special in graft points; names never hold them
-		// (catalog's artifact name pattern), paths in the cache neither.
-		if strings.ContainsAny(f.Name+f.Path, `=\`) {
-			return "", fmt.Errorf("artifacts drive: %q cannot be a graft point", f.Name)
+		if strings.ContainsAny(f.Name, "/\x00") || f.Name == "" || f.Name == "." || f.Name == ".." {
+			return "", fmt.Errorf("artifacts drive: %q cannot be a file name on the drive", f.Name)
 		}
-		args = append(args, "/"+f.Name+"="+f.Path)
+		args = append(args, "-map", f.Path, "/"+f.Name)
 	}
+	for _, t := range []string{"b", "a", "m", "c"} {
+		args = append(args, "-alter_date_r", t, "Jan 01 00:00:00 1970", "/", "--")
+	}
+	args = append(args, "-commit")
 	cmd := exec.CommandContext(ctx, xorriso, args...)
+	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=0")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		os.Remove(tmp.Name())
