@@ -329,7 +329,8 @@ func WriteDrive(ctx context.Context, dir string, files []File) (string, error) {
 	}
 	args = append(args, "-commit")
 	cmd := exec.CommandContext(ctx, xorriso, args...)
-	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=0")
+	// Its own environment: nothing of the caller's is needed.
+	cmd.Env = []string{"SOURCE_DATE_EPOCH=0", "LC_ALL=C"}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		os.Remove(tmp.Name())
