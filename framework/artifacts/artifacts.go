@@ -274,11 +274,16 @@ func ChecksumFromFile(ctx context.Context, f Fetcher, url, name string, offline 
 	return d, nil
 }
 
+// driveFormat changes when the same files make other bytes on the drive
+// (modes, dates): a drive of the old format is then not reused.
+const driveFormat = "gcartifacts-2\x00"
+
 // DriveKey names the drive of a set of files: a hash of their names and
 // digests, so that the same verified files make the same drive, shared by
 // runs and templates.
 func DriveKey(files []File) string {
 	h := sha256.New()
+	h.Write([]byte(driveFormat))
 	for _, f := range files {
 		fmt.Fprintf(h, "%s\x00%s\x00", f.Name, f.Digest)
 	}
@@ -324,6 +329,9 @@ func WriteDrive(ctx context.Context, dir string, files []File) (string, error) {
 		}
 		args = append(args, "-map", f.Path, "/"+f.Name)
 	}
+	// Read-only for everyone, and executable: a script may run a binary
+	// from the drive as it is (the cache's file modes say nothing).
+	args = append(args, "-chmod_r", "0555", "/", "--")
 	for _, t := range []string{"b", "a", "m", "c"} {
 		args = append(args, "-alter_date_r", t, "Jan 01 00:00:00 1970", "/", "--")
 	}

@@ -263,7 +263,8 @@ func TestWriteDriveDeterministic(t *testing.T) {
 	ab, _ := os.ReadFile(a)
 	bb, _ := os.ReadFile(b)
 	assert.Equal(t, sha(ab), sha(bb))
-	listing, err := exec.Command("xorriso", "-indev", b, "-pvd_info", "-ls", "/").CombinedOutput()
+	listing, err := exec.Command("xorriso", "-indev", b, "-pvd_info", "-lsl", "/").CombinedOutput()
 	require.NoError(t, err, string(listing))
 	assert.Contains(t, string(listing), "Volume Id    : "+catalog.ArtifactsLabel)
+	assert.Contains(t, string(listing), "-r-xr-xr-x", "read-only and executable for everyone")
 }
