@@ -279,6 +279,12 @@ func (r *Run) startMachine(ctx context.Context, cfg *config.Config, t *catalog.T
 	if err != nil {
 		return nil, err
 	}
+	if mcfg.ArtifactDrive != "" {
+		// The guest keeps the artifacts drive mounted: a saved guest is
+		// only resumed with the drive it was provisioned with (its name
+		// is a hash of the files and the drive's format).
+		key = provisioned.Key(key, "artifact-drive", filepath.Base(mcfg.ArtifactDrive))
+	}
 	unlock, err := store.Lock(ctx, key)
 	if err != nil {
 		return nil, err
