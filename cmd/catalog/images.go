@@ -266,7 +266,12 @@ func (a *app) runImagesCheck(ctx context.Context, out io.Writer, o imagesOptions
 			}
 		}
 	case "markdown":
-		err = freshness.WriteMarkdown(out, results)
+		if len(ims) > 0 {
+			err = freshness.WriteMarkdown(out, results)
+		}
+		if err == nil && len(artResults) > 0 {
+			err = writeArtifactMarkdown(out, artResults)
+		}
 	default:
 		if len(ims) > 0 {
 			err = freshness.WriteTable(out, results)

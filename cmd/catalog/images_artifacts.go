@@ -203,6 +203,35 @@ func writeArtifactTable(w io.Writer, rs []artifactResult) error {
 	return nil
 }
 
+// writeArtifactMarkdown is the artifacts' table for $GITHUB_STEP_SUMMARY.
+func writeArtifactMarkdown(w io.Writer, rs []artifactResult) error {
+	cell := func(s string) string {
+		return strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;", "\n", " ").Replace(catalog.Sanitize(s))
+	}
+	if _, err := fmt.Fprint(w, "\n| artifact | arch | URL | digest |\n|---|---|---|---|\n"); err != nil {
+		return err
+	}
+	for _, r := range rs {
+		digest := r.DigestState
+		switch r.DigestState {
+		case artifactPinned:
+			digest += " " + shortArtifactDigest(r.Digest)
+		case artifactFromSums:
+			digest += " " + shortArtifactDigest(r.Found)
+		default:
+			digest += ": " + r.Detail
+		}
+		url := string(r.URLState.State)
+		if r.URLState.Status != 0 {
+			url = fmt.Sprintf("%s (%d)", url, r.URLState.Status)
+		}
+		if _, err := fmt.Fprintf(w, "| %s | %s | %s | %s |\n", cell(r.Template+"/"+r.Artifact), r.Arch, cell(url), cell(digest)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func shortArtifactDigest(d string) string {
 	if i := strings.IndexByte(d, ':'); i >= 0 && len(d) > i+13 {
 		return d[:i+13] + "…"

@@ -142,6 +142,10 @@ func TestImagesCheckArtifacts(t *testing.T) {
 	assert.Regexp(t, `engines/tool/tool\s+x86_64\s+ok \(200\)\s+checksum-file sha256:`+hexSHA(tool)[:12]+`… \(unpinned: images update pins it\)`, out)
 	assert.Regexp(t, `engines/tool/tool\s+aarch64\s+ok \(200\)\s+pinned sha256:`+hexSHA(tool)[:12], out)
 
+	out, errOut, code = runCLI(t, "--offline=false", "images", "check", "--dir", dir, "--base-url", base, "--markdown")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "| engines/tool/tool | x86_64 | ok (200) | checksum-file sha256:"+hexSHA(tool)[:12]+"… |")
+
 	out, errOut, code = runCLI(t, "--offline=false", "images", "check", "--dir", dir, "--base-url", base, "-o", "json")
 	require.Equal(t, 0, code, errOut)
 	var doc struct {
