@@ -402,3 +402,24 @@ func Pin(t *catalog.Template, arch string, set *Set) *catalog.Template {
 	}
 	return c
 }
+
+// CoveredByArtifacts reports whether url (an engine requirement) is where
+// t's artifacts for arch come from: a prefix of one of their URLs or
+// checksum-file URLs. Such a requirement is met by fetching the artifacts
+// on the host (or finding them in the cache), not by the guest's network.
+func CoveredByArtifacts(t *catalog.Template, arch, url string) bool {
+	if t == nil || url == "" {
+		return false
+	}
+	resolved, err := t.ArtifactsFor(arch)
+	if err != nil {
+		return false
+	}
+	prefix := strings.TrimSuffix(url, "/") + "/"
+	for _, r := range resolved {
+		if strings.HasPrefix(r.URL, prefix) || (r.ChecksumURL != "" && strings.HasPrefix(r.ChecksumURL, prefix)) {
+			return true
+		}
+	}
+	return false
+}

@@ -268,3 +268,14 @@ func TestWriteDriveDeterministic(t *testing.T) {
 	assert.Contains(t, string(listing), "Volume Id    : "+catalog.ArtifactsLabel)
 	assert.Contains(t, string(listing), "-r-xr-xr-x", "read-only and executable for everyone")
 }
+
+func TestCoveredByArtifacts(t *testing.T) {
+	tmpl := toolTemplate("https://github.com/vendor/tool/releases/download", "")
+	assert.True(t, CoveredByArtifacts(tmpl, catalog.ArchX8664, "https://github.com/vendor/tool/releases"))
+	assert.True(t, CoveredByArtifacts(tmpl, catalog.ArchX8664, "https://github.com/vendor/tool/releases/"))
+	// The failing inputs: another host, a longer name sharing the prefix,
+	// an arch without sources.
+	assert.False(t, CoveredByArtifacts(tmpl, catalog.ArchX8664, "https://registry.k8s.io/v2/"))
+	assert.False(t, CoveredByArtifacts(tmpl, catalog.ArchX8664, "https://github.com/vendor/tool/rel"))
+	assert.False(t, CoveredByArtifacts(tmpl, catalog.ArchAarch64, "https://github.com/vendor/tool/releases"))
+}
