@@ -131,6 +131,9 @@ func (c *Catalog) check(d *document, opts ...ResolveOption) Result {
 			r.Errors = append(r.Errors, checkTemplate(t, rootLocator(d), steps, probes, d.layer == 0)...)
 			r.Errors = append(r.Errors, composedChecks(comp)...)
 		}
+		if len(comp.problems) == 0 {
+			r.Errors = append(r.Errors, checkArtifactParams(t, rootLocator(d), o.params)...)
+		}
 		r.Errors = append(r.Errors, applyParams(t, o.params)...)
 		t.Provision = slices.DeleteFunc(t.Provision, func(s Step) bool { return !s.When.matchesDistro(t.Distro) })
 		t.Probes = slices.DeleteFunc(t.Probes, func(p Probe) bool { return !p.When.matchesDistro(t.Distro) })

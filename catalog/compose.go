@@ -201,6 +201,7 @@ func (comp *composition) merge(d *document) {
 	}
 	dst.PortForwards = append(dst.PortForwards, src.PortForwards...)
 	dst.Mounts = append(dst.Mounts, src.Mounts...)
+	composeArtifacts(dst, src)
 	composeSandbox(dst, src)
 }
 
@@ -268,6 +269,10 @@ func (t *Template) DeepCopy() *Template {
 	}
 	c.PortForwards = slices.Clone(t.PortForwards)
 	c.Mounts = slices.Clone(t.Mounts)
+	c.Artifacts = nil
+	for _, a := range t.Artifacts {
+		c.Artifacts = append(c.Artifacts, cloneArtifact(a))
+	}
 	copySandbox(&c, t)
 	return &c
 }

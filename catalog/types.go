@@ -81,8 +81,11 @@ type Template struct {
 	// data and is never evaluated by a shell.
 	Params map[string]string `yaml:"params,omitempty" json:"params,omitempty"`
 
-	Provision []Step  `yaml:"provision,omitempty" json:"provision,omitempty"`
-	Probes    []Probe `yaml:"probes,omitempty" json:"probes,omitempty"`
+	// Artifacts are vendor files fetched and verified on the host and
+	// handed to the guest on a read-only drive (artifacts.go).
+	Artifacts []Artifact `yaml:"artifacts,omitempty" json:"artifacts,omitempty"`
+	Provision []Step     `yaml:"provision,omitempty" json:"provision,omitempty"`
+	Probes    []Probe    `yaml:"probes,omitempty" json:"probes,omitempty"`
 	// Checks are declared tests of the provisioned guest, run after the
 	// engine's own specs and reported by name.
 	Checks       []Check       `yaml:"checks,omitempty" json:"checks,omitempty"`

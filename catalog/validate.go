@@ -291,6 +291,7 @@ func checkDocument(t *Template, loc func(string) Position) (Problems, Problems) 
 			c.errf(f+".mountPoint", "must be an absolute path, not %q", m.MountPoint)
 		}
 	}
+	c.artifacts(t)
 	c.bounds(t)
 	c.sandbox(t)
 	return c.errs, c.warns

@@ -182,6 +182,9 @@ func TemplateEnv(t *catalog.Template) (map[string]string, error) {
 	for _, k := range sortedKeys(t.Params) {
 		add("params."+k, "PARAM_"+k, t.Params[k], true)
 	}
+	if len(t.Artifacts) > 0 {
+		vars[EnvArtifacts] = catalog.GuestArtifactsDir
+	}
 	return vars, errors.Join(errs...)
 }
 
@@ -324,6 +327,15 @@ func plan(t *catalog.Template, in Input) (*seedPlan, error) {
 			runner = append(runner, runnerStep{Name: name, User: s.Mode == catalog.ModeUser})
 		default:
 			bad("%s: mode %q: unknown", field, s.Mode)
+		}
+	}
+	if len(t.Artifacts) > 0 && in.Arch != "" {
+		script, err := artifactsScript(t, in.Arch)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			scripts = append(seq{writeFile(ProvisionDir+"/"+ArtifactsStep+".sh", script, "0755", "", false)}, scripts...)
+			runner = append([]runnerStep{{Name: ArtifactsStep}}, runner...)
 		}
 	}
 	if len(errs) > 0 {

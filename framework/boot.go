@@ -17,6 +17,7 @@ import (
 
 	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/cloudinit"
+	vendored "github.com/guestcatalog/guestcatalog/framework/artifacts"
 	"github.com/guestcatalog/guestcatalog/framework/config"
 	"github.com/guestcatalog/guestcatalog/framework/image"
 	"github.com/guestcatalog/guestcatalog/framework/machine"
@@ -68,9 +69,32 @@ func (r *Run) Boot(ctx SpecContext, name string) *Guest {
 		rep.Image.Recipe = img.Recipe
 	}
 
+	// issue 11 item 3: the template's artifacts, fetched and verified on
+	// the host, on a read-only drive; t becomes the pinned template (every
+	// digest filled in, so that the saved-guest key follows them).
+	drive := ""
+	if len(t.Artifacts) > 0 {
+		artStart := time.Now()
+		set, err := vendored.Prepare(ctx, t, cfg.Arch, r.artifactOptions(logger, nil)...)
+		if err != nil {
+			if vendored.Unavailable(err) {
+				Skip(fmt.Sprintf("artifacts of %s/%s not available here: %v", t.Name, cfg.Arch, err))
+			}
+			Fail(fmt.Sprintf("template %s, phase artifacts: %v", t.Name, err))
+		}
+		t = vendored.Pin(t, cfg.Arch, set)
+		drive = set.Drive
+		for _, f := range set.Files {
+			rep.VendorArtifacts = append(rep.VendorArtifacts, report.VendorArtifact{Name: f.Name, URL: f.URL, Source: f.Source,
+				Digest: f.Digest, DigestFrom: f.DigestFrom, Size: f.Size, Status: f.Status, InstallPath: f.InstallPath})
+		}
+		rep.Phases = append(rep.Phases, report.Phase{Name: "artifacts", Seconds: time.Since(artStart).Seconds(), Result: report.Pass})
+	}
+
 	ivals := r.ivals
 	entry := img.Entry
 	mcfg := machine.Config{
+		ArtifactDrive: drive,
 		Template:      t,
 		Image:         machine.Image{Disk: img.Disk, Format: img.Format, Kernel: img.Kernel, Initrd: img.Initrd, Append: img.Append, Firmware: img.Firmware, Entry: &entry},
 		Arch:          cfg.Arch,
@@ -172,6 +196,24 @@ func (r *Run) imageOptions(logger *slog.Logger, progress io.Writer) []image.Opti
 	return opts
 }
 
+func (r *Run) artifactOptions(logger *slog.Logger, progress io.Writer) []vendored.Option {
+	cfg := &r.cfg
+	opts := []vendored.Option{vendored.WithLogger(logger)}
+	if cfg.Offline {
+		opts = append(opts, vendored.WithOffline())
+	}
+	if cfg.CacheDir != "" {
+		opts = append(opts, vendored.WithCacheDir(cfg.CacheDir))
+	}
+	if len(cfg.Mirrors) > 0 {
+		opts = append(opts, vendored.WithMirrors(cfg.Mirrors))
+	}
+	if progress != nil {
+		opts = append(opts, vendored.WithProgress(progress))
+	}
+	return opts
+}
+
 // unmetRequirement checks what the template's provisioning needs from
 // outside (a vendor installer's URL) before anything boots, and returns the
 // reason to skip, or "".
@@ -185,6 +227,12 @@ func unmetRequirement(ctx context.Context, cfg *config.Config, t *catalog.Templa
 		url := r.URL
 		if url == "" {
 			url = "https://deb.debian.org/"
+		}
+		// A requirement that only says where the artifacts come from is
+		// judged by fetching them (from the cache, offline): the guest
+		// itself does not need it.
+		if vendored.CoveredByArtifacts(t, cfg.Arch, url) {
+			continue
 		}
 		if err := reachable(ctx, url); err != nil {
 			return fmt.Sprintf("%s (%s: %v)", r.Reason, url, err)
@@ -236,6 +284,12 @@ func (r *Run) startMachine(ctx context.Context, cfg *config.Config, t *catalog.T
 	key, err := provisionKey(t, img, mcfg.Arch)
 	if err != nil {
 		return nil, err
+	}
+	if mcfg.ArtifactDrive != "" {
+		// The guest keeps the artifacts drive mounted: a saved guest is
+		// only resumed with the drive it was provisioned with (its name
+		// is a hash of the files and the drive's format).
+		key = provisioned.Key(key, "artifact-drive", filepath.Base(mcfg.ArtifactDrive))
 	}
 	unlock, err := store.Lock(ctx, key)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,10 +33,15 @@ func newImagesCmd(a *app) *cobra.Command {
 	var o imagesOptions
 	cmd := &cobra.Command{
 		Use:   "images",
-		Short: "Check and update the pinned upstream images",
+		Short: "Check and update the pinned upstream images and artifacts",
 		Long: `images keeps the catalog's upstream cloud images fresh: check asks upstream
 whether every pinned URL is still served with the pinned digest; update moves
 the pins to the newest upstream release. Both need the network.
+
+They cover the engines' artifacts (artifacts: in templates) too: check asks
+whether each artifact URL is served and what its digest rests on (pinned, or
+the release's checksum file); update turns every checksumFile entry into a
+pinned digest taken from that file.
 
 Where each distro publishes checksums and releases:
   ubuntu     SHA256SUMS beside the image; simplestreams
@@ -216,27 +222,66 @@ func (a *app) runImagesCheck(ctx context.Context, out io.Writer, o imagesOptions
 		return err
 	}
 	var ims []freshness.Image
+	var arts []artifactSource
 	if dir != "" {
 		ims, err = freshness.ScanDir(dir)
+		if err == nil {
+			arts, err = scanArtifactFiles(dir)
+		}
 	} else {
 		ims, err = a.catalogImages(ctx)
+		if err == nil {
+			arts, err = a.catalogArtifacts(ctx)
+		}
 	}
 	if err != nil {
 		return err
 	}
-	if len(ims) == 0 {
+	if len(ims) == 0 && len(arts) == 0 {
 		return fmt.Errorf("no image URLs found in %s", orDefault(dir, "the shipped catalog"))
 	}
 	ctx, cancel := withImagesTimeout(ctx, o)
 	defer cancel()
 	results := freshness.Check(ctx, client, ims, freshness.CheckOptions{Concurrency: concurrency})
+	artResults := checkArtifacts(ctx, client, arts)
+	artFailed := false
+	for _, r := range artResults {
+		artFailed = artFailed || r.failed()
+	}
 	switch format {
 	case "json":
-		err = freshness.WriteJSON(out, results)
+		// The images' document, with the artifacts beside its results.
+		var buf bytes.Buffer
+		if err = freshness.WriteJSON(&buf, results); err == nil {
+			var doc map[string]any
+			if err = json.Unmarshal(buf.Bytes(), &doc); err == nil {
+				if artResults == nil {
+					artResults = []artifactResult{}
+				}
+				doc["artifacts"] = artResults
+				doc["failed"] = doc["failed"] == true || artFailed
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				err = enc.Encode(doc)
+			}
+		}
 	case "markdown":
-		err = freshness.WriteMarkdown(out, results)
+		if len(ims) > 0 {
+			err = freshness.WriteMarkdown(out, results)
+		}
+		if err == nil && len(artResults) > 0 {
+			err = writeArtifactMarkdown(out, artResults)
+		}
 	default:
-		err = freshness.WriteTable(out, results)
+		if len(ims) > 0 {
+			err = freshness.WriteTable(out, results)
+		}
+		if err == nil && len(artResults) > 0 {
+			if len(ims) > 0 {
+				fmt.Fprintln(out)
+			}
+			err = writeArtifactTable(out, artResults)
+		}
 	}
 	if err != nil {
 		return err
@@ -244,7 +289,7 @@ func (a *app) runImagesCheck(ctx context.Context, out io.Writer, o imagesOptions
 	if ctx.Err() != nil {
 		return fmt.Errorf("images check: %w", ctx.Err())
 	}
-	if freshness.Summarize(results).Failed > 0 {
+	if freshness.Summarize(results).Failed > 0 || artFailed {
 		return exitError{code: 1}
 	}
 	return nil
@@ -265,17 +310,39 @@ func (a *app) runImagesUpdate(ctx context.Context, out io.Writer, o imagesOption
 	if res == nil {
 		return updateErr
 	}
+	// Artifacts: every checksumFile source becomes a pinned digest (not
+	// with --distro, which picks images).
+	var pins []artifactPin
+	var skips []artifactSkip
+	var artErr error
+	if len(uo.Distros) == 0 {
+		pins, skips, artErr = updateArtifacts(ctx, client, dir, uo.DryRun)
+	}
 	if asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		doc := struct {
+			*freshness.UpdateResult
+			Artifacts        []artifactPin  `json:"artifacts"`
+			SkippedArtifacts []artifactSkip `json:"skippedArtifacts,omitempty"`
+		}{res, pins, skips}
+		if doc.Artifacts == nil {
+			doc.Artifacts = []artifactPin{}
+		}
+		if err := enc.Encode(doc); err != nil {
 			return err
 		}
 	} else {
 		printUpdate(out, res, uo.DryRun)
+		if len(pins)+len(skips) > 0 {
+			printArtifactPins(out, pins, skips, uo.DryRun)
+		}
 	}
 	if updateErr != nil {
 		return fmt.Errorf("some images could not be updated:\n%w", updateErr)
+	}
+	if artErr != nil {
+		return fmt.Errorf("some artifacts could not be pinned:\n%w", artErr)
 	}
 	return nil
 }

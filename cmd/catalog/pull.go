@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/framework/artifacts"
 	"github.com/guestcatalog/guestcatalog/framework/download"
 )
 
@@ -95,6 +96,20 @@ func runPull(ctx context.Context, out io.Writer, cache *download.Cache, cat imag
 		}
 		if !ok {
 			failed++
+			continue
+		}
+		// The template's artifacts too: an offline verify needs them.
+		files, err := artifacts.Fetch(ctx, t, arch, artifacts.WithFetcher(cache))
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			fmt.Fprintf(out, "%s (%s): FAILED: %v\n", t.Name, arch, err)
+			failed++
+			continue
+		}
+		for _, f := range files {
+			fmt.Fprintf(out, "%s (%s): artifact %s %s (%s, digest from %s)\n", t.Name, arch, f.Name, f.Digest, f.Status, catalog.Sanitize(f.DigestFrom))
 		}
 	}
 	if failed > 0 {

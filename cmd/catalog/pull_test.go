@@ -137,3 +137,49 @@ func TestPullDigestMismatchEndsTheTemplate(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, entries, "nothing cached")
 }
+
+// TestPullFetchesArtifacts: pull puts a template's artifacts in the cache
+// (so that an offline verify has them); a wrong digest fails the template.
+func TestPullFetchesArtifacts(t *testing.T) {
+	tool := []byte("a vendor binary")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/tool":
+			w.Write(tool)
+		case "/v1/SUMS":
+			fmt.Fprintf(w, "%s  tool\n", strings.TrimPrefix(digestOf(tool), "sha256:"))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	withTool := func(name string, src catalog.ArtifactSource) *catalog.Template {
+		return &catalog.Template{Name: name, Params: map[string]string{"v": "v1"},
+			Images:    []catalog.Image{{Arch: "x86_64", Build: &catalog.BuildRecipe{Suite: "trixie"}}},
+			Artifacts: []catalog.Artifact{{Name: "tool", Sources: []catalog.ArtifactSource{src}}}}
+	}
+	cat := fakeCatalog{
+		"sums":   withTool("sums", catalog.ArtifactSource{Arch: "x86_64", URL: srv.URL + "/{{.param.v}}/tool", ChecksumFile: &catalog.ChecksumFile{URL: srv.URL + "/v1/SUMS", Name: "tool"}}),
+		"wrong":  withTool("wrong", catalog.ArtifactSource{Arch: "x86_64", URL: srv.URL + "/v1/tool", Digest: digestOf([]byte("other"))}),
+		"pinned": withTool("pinned", catalog.ArtifactSource{Arch: "x86_64", URL: srv.URL + "/v1/tool", Digest: digestOf(tool)}),
+	}
+	dir := t.TempDir()
+	cache, err := download.New(download.WithCacheDir(dir), download.WithRetry(1, 0))
+	require.NoError(t, err)
+	var out bytes.Buffer
+	require.NoError(t, runPull(context.Background(), &out, cache, cat, []string{"sums"}, "x86_64"))
+	assert.Contains(t, out.String(), "sums (x86_64): artifact tool "+digestOf(tool)+" (downloaded, digest from "+srv.URL+"/v1/SUMS)")
+
+	out.Reset()
+	err = runPull(context.Background(), &out, cache, cat, []string{"wrong"}, "x86_64")
+	assert.Equal(t, exitError{code: 1}, err)
+	assert.Contains(t, out.String(), "wrong (x86_64): FAILED: template wrong artifacts[0] (tool): ")
+	assert.Contains(t, out.String(), "digest mismatch")
+
+	// Offline, the cached artifact is enough.
+	offline, err := download.New(download.WithCacheDir(dir), download.WithOffline())
+	require.NoError(t, err)
+	out.Reset()
+	require.NoError(t, runPull(context.Background(), &out, offline, cat, []string{"pinned"}, "x86_64"))
+	assert.Contains(t, out.String(), "pinned (x86_64): artifact tool "+digestOf(tool)+" (from cache, digest from catalog)")
+}

@@ -32,7 +32,7 @@ How base: composes (from the catalog package):
 
 ` + catalog.MergeRules,
 		Example: `  catalog show ubuntu-k3s
-  catalog show ubuntu-k3s --set version=v1.35.4+k3s1 --set channel=latest
+  catalog show ubuntu-k3s --set version=v1.35.4+k3s1 --set mirror=https://mirror.example.org
   catalog show debian-docker -o json | jq .engine`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -92,6 +92,9 @@ func (m *Machine) launch(ctx context.Context) (string, error) {
 		spec.Drives = []qemu.Drive{spec.Disk}
 		spec.Disk = qemu.Drive{}
 	}
+	if m.cfg.ArtifactDrive != "" {
+		spec.Drives = append(spec.Drives, qemu.Drive{Path: m.cfg.ArtifactDrive, Format: "raw", ReadOnly: true})
+	}
 	accel := m.cfg.Accel
 	if r := m.cfg.Resume; r != nil {
 		spec.LoadVM = r.Snapshot

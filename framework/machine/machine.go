@@ -85,6 +85,10 @@ type Config struct {
 	// reports the failed attempt (Attempts, Flaky). Failures from
 	// userspace on are never retried. Not for resumes.
 	RetryInfra bool
+	// ArtifactDrive is the template's artifacts drive (framework/artifacts):
+	// an ISO attached read-only after the other disks, fresh and resumed
+	// alike (a snapshot's device set must not change). "" : none.
+	ArtifactDrive string
 	// Home replaces ~ in mount locations; default the user's home (sandbox.go).
 	Home string
 	// ExtraQEMUArgs are appended to QEMU's command line (after every

@@ -131,9 +131,26 @@ type Template struct {
 	// Isolation is the template's isolation profile (suite:isolation),
 	// one entry per property: held, not-held or skipped.
 	Isolation []IsolationResult `json:"isolation,omitempty"`
+	// VendorArtifacts are the template's artifacts (catalog artifacts:),
+	// fetched and verified on the host and handed to the guest read-only:
+	// each with the digest it was verified against and where that digest
+	// came from (the catalog, or the release's checksum file).
+	VendorArtifacts []VendorArtifact `json:"vendorArtifacts,omitempty"`
 	// Tool is the build of guestcatalog that produced the report (module
 	// version, VCS revision, Go version, embedded catalog digest).
 	Tool *version.Info `json:"tool,omitempty"`
+}
+
+// VendorArtifact is one artifact as fetched for the run.
+type VendorArtifact struct {
+	Name        string `json:"name"`
+	URL         string `json:"url"`
+	Source      string `json:"source,omitempty"`
+	Digest      string `json:"digest"`
+	DigestFrom  string `json:"digestFrom"`
+	Size        int64  `json:"size"`
+	Status      string `json:"status"`
+	InstallPath string `json:"installPath,omitempty"`
 }
 
 // IsolationResult is one property of an isolation profile.
