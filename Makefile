@@ -44,6 +44,7 @@ test-e2e: ## tier 3: `catalog verify --offline` of the offline templates, and RE
 	$(GO) run ./cmd/catalog verify --offline --report-dir $(REPORTS)/sandbox --artifacts $(ARTIFACTS)/sandbox debian-13-sandbox
 	$(GO) run ./cmd/catalog verify --offline --suite isolation --report-dir $(REPORTS)/isolation --artifacts $(ARTIFACTS)/isolation debian-docker
 	GO=$(GO) REPORTS=$(abspath $(REPORTS)) ARTIFACTS=$(abspath $(ARTIFACTS)) ./.ci/e2e-own-template
+	GO=$(GO) REPORTS=$(abspath $(REPORTS)) ARTIFACTS=$(abspath $(ARTIFACTS)) ./.ci/e2e-artifacts
 
 test-e2e-aarch64: ## tier 3: `catalog verify --offline --arch aarch64` of $(E2E_AARCH64) (emulated on x86_64)
 	$(GO) run ./cmd/catalog verify --offline --arch aarch64 --report-dir $(REPORTS)/aarch64 --artifacts $(ARTIFACTS)/aarch64 $(E2E_AARCH64)
