@@ -90,8 +90,10 @@ func newCacheLsCmd(a *app) *cobra.Command {
 		Aliases: []string{"list"},
 		Short:   "List cached downloads, built images and saved guests",
 		Long: `ls lists the cache entries of every kind (--kind to choose): downloads (verified
-images, <cache dir>/downloads), images (built locally, <cache dir>/images) and
-provisioned (saved provisioned guests, <cache dir>/provisioned), each kind most
+images, <cache dir>/downloads), images (built locally, <cache dir>/images),
+provisioned (saved provisioned guests, <cache dir>/provisioned) and
+artifact-drive (read-only ISOs of a template's vendor artifacts, written again
+from the verified downloads when missing, <cache dir>/artifact-drives), each kind most
 recently used first: kind, name (URL, build recipe, template), size on disk,
 digest or detail, when it was last used, and the file a run uses. An
 interrupted download shows as "partial".
@@ -121,7 +123,7 @@ partialSize, diskUsage).`,
 		},
 	}
 	addOutputFlag(cmd, &o, true)
-	cmd.Flags().StringSliceVar(&kinds, "kind", nil, "only these kinds: download, image, provisioned (default all)")
+	cmd.Flags().StringSliceVar(&kinds, "kind", nil, "only these kinds: download, image, provisioned, artifact-drive (default all)")
 	return cmd
 }
 
@@ -249,7 +251,7 @@ up): prune with a margin.`,
 	cmd.Flags().DurationVar(&olderThan, "older-than", 720*time.Hour, "remove entries not used for this long")
 	cmd.Flags().BoolVar(&all, "all", false, "remove every entry not in use")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be removed, remove nothing")
-	cmd.Flags().StringSliceVar(&kinds, "kind", nil, "only these kinds: download, image, provisioned (default all)")
+	cmd.Flags().StringSliceVar(&kinds, "kind", nil, "only these kinds: download, image, provisioned, artifact-drive (default all)")
 	return cmd
 }
 
@@ -294,7 +296,7 @@ network. --kind chooses the kinds.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringSliceVar(&kinds, "kind", nil, "only these kinds: download, image, provisioned (default all)")
+	cmd.Flags().StringSliceVar(&kinds, "kind", nil, "only these kinds: download, image, provisioned, artifact-drive (default all)")
 	return cmd
 }
 

@@ -17,6 +17,8 @@ import (
 
 	"github.com/gofrs/flock"
 
+	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/framework/artifacts"
 	"github.com/guestcatalog/guestcatalog/framework/download"
 	"github.com/guestcatalog/guestcatalog/framework/imagebuild"
 	"github.com/guestcatalog/guestcatalog/framework/provisioned"
@@ -31,13 +33,18 @@ const (
 	KindDownload    Kind = "download"    // a verified download
 	KindImage       Kind = "image"       // a locally built image
 	KindProvisioned Kind = "provisioned" // a saved provisioned guest
+	// KindArtifactDrive is a read-only ISO of a template's vendor
+	// artifacts (framework/artifacts). It is written again, the same
+	// bytes, from the verified downloads whenever it is missing, so
+	// pruning one never breaks a saved guest.
+	KindArtifactDrive Kind = "artifact-drive"
 )
 
 // Kinds are every kind.
-func Kinds() []Kind { return []Kind{KindDownload, KindImage, KindProvisioned} }
+func Kinds() []Kind { return []Kind{KindDownload, KindImage, KindProvisioned, KindArtifactDrive} }
 
-// ParseKinds reads kind names ("download", "image", "provisioned"; plural
-// forms accepted). None means every kind.
+// ParseKinds reads kind names ("download", "image", "provisioned",
+// "artifact-drive"; plural forms accepted). None means every kind.
 func ParseKinds(names []string) ([]Kind, error) {
 	if len(names) == 0 {
 		return Kinds(), nil
@@ -47,7 +54,7 @@ func ParseKinds(names []string) ([]Kind, error) {
 		for _, part := range strings.Split(n, ",") {
 			k := Kind(strings.TrimSuffix(strings.TrimSpace(part), "s"))
 			if !slices.Contains(Kinds(), k) {
-				return nil, fmt.Errorf("unknown cache kind %q (want download, image or provisioned)", part)
+				return nil, fmt.Errorf("unknown cache kind %q (want download, image, provisioned or artifact-drive)", part)
 			}
 			if !slices.Contains(out, k) {
 				out = append(out, k)
@@ -123,6 +130,8 @@ func (c *Caches) List(kinds ...Kind) ([]Entry, error) {
 			es, err = c.listImages()
 		case KindProvisioned:
 			es, err = c.listProvisioned()
+		case KindArtifactDrive:
+			es, err = c.listArtifactDrives()
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -202,6 +211,62 @@ func (c *Caches) listProvisioned() ([]Entry, error) {
 	return out, err
 }
 
+func (c *Caches) drivesDir() string { return filepath.Join(c.root, artifacts.DrivesDir) }
+
+// listArtifactDrives lists the artifacts drives; a drive xorriso left
+// half-written (interrupted) is listed as incomplete.
+func (c *Caches) listArtifactDrives() ([]Entry, error) {
+	des, err := os.ReadDir(c.drivesDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for _, de := range des {
+		if !de.Type().IsRegular() || !strings.HasSuffix(de.Name(), ".iso") {
+			continue
+		}
+		p := filepath.Join(c.drivesDir(), de.Name())
+		fi, err := de.Info()
+		if err != nil {
+			continue
+		}
+		e := Entry{Kind: KindArtifactDrive, Name: "artifacts " + strings.TrimSuffix(de.Name(), ".iso"), Dir: p, Path: p,
+			DiskUsage: allocated(fi), LastUsed: fi.ModTime(), Detail: "read-only ISO " + catalog.ArtifactsLabel}
+		if strings.HasPrefix(de.Name(), ".") {
+			e.Name, e.Path, e.Detail = "artifacts (incomplete) "+de.Name(), "", "interrupted write"
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// verifyArtifactDrive checks that a drive is an ISO 9660 image with the
+// artifacts label (its primary volume descriptor at sector 16).
+func verifyArtifactDrive(e Entry) error {
+	if e.Path == "" {
+		return errors.New("incomplete: an interrupted write")
+	}
+	f, err := os.Open(e.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	pvd := make([]byte, 72)
+	if _, err := f.ReadAt(pvd, 16*2048); err != nil {
+		return fmt.Errorf("%s: no ISO 9660 volume descriptor: %w", e.Path, err)
+	}
+	if string(pvd[:6]) != "\x01CD001" {
+		return fmt.Errorf("%s: not an ISO 9660 image (no primary volume descriptor)", e.Path)
+	}
+	if label := strings.TrimRight(string(pvd[40:72]), " "); label != catalog.ArtifactsLabel {
+		return fmt.Errorf("%s: volume label %q, want %q", e.Path, label, catalog.ArtifactsLabel)
+	}
+	return nil
+}
+
 // lockFile is the lock a running build or provisioning holds for e.
 func (c *Caches) lockFile(e Entry) string {
 	switch e.Kind {
@@ -214,8 +279,13 @@ func (c *Caches) lockFile(e Entry) string {
 }
 
 // tryLock takes e's lock without waiting; ok is false when a running
-// build or verify holds it.
+// build or verify holds it. An artifacts drive has no lock: it is
+// written under a temporary name and renamed, and a removed one is
+// written again when next needed (a running guest keeps its open file).
 func (c *Caches) tryLock(e Entry) (unlock func(), ok bool) {
+	if e.Kind == KindArtifactDrive {
+		return func() {}, true
+	}
 	l := flock.New(c.lockFile(e))
 	got, err := l.TryLock()
 	if err != nil || !got {
@@ -362,6 +432,8 @@ func (c *Caches) Verify(ctx context.Context, kinds ...Kind) ([]VerifyResult, err
 			verr = verifyImage(ctx, e)
 		case KindProvisioned:
 			verr = verifyProvisioned(ctx, e)
+		case KindArtifactDrive:
+			verr = verifyArtifactDrive(e)
 		}
 		if verr != nil {
 			if err := os.RemoveAll(e.Dir); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/framework/artifacts"
 	"github.com/guestcatalog/guestcatalog/framework/download"
 	"github.com/guestcatalog/guestcatalog/framework/imagebuild"
 	"github.com/guestcatalog/guestcatalog/framework/provisioned"
@@ -154,4 +155,47 @@ func TestParseKinds(t *testing.T) {
 	assert.Equal(t, []Kind{KindImage, KindProvisioned}, k)
 	_, err = ParseKinds([]string{"overlays"})
 	assert.ErrorContains(t, err, `unknown cache kind "overlays"`)
+}
+
+// Artifacts drives are listed, verified (an ISO 9660 image with the
+// artifacts label; anything else is removed) and pruned; a drive xorriso
+// left half-written is listed as incomplete and fails verification.
+func TestArtifactDrives(t *testing.T) {
+	if _, err := exec.LookPath("xorriso"); err != nil {
+		t.Skip("SKIPPED: xorriso not installed")
+	}
+	root := t.TempDir()
+	src := filepath.Join(t.TempDir(), "tool")
+	require.NoError(t, os.WriteFile(src, []byte("#!/bin/sh\necho hi\n"), 0o755))
+	drives := filepath.Join(root, artifacts.DrivesDir)
+	good, err := artifacts.WriteDrive(context.Background(), drives, []artifacts.File{{Name: "tool", Path: src, Digest: sha([]byte("x"))}})
+	require.NoError(t, err)
+	bad := filepath.Join(drives, "0000.iso")
+	require.NoError(t, os.WriteFile(bad, make([]byte, 40000), 0o444))
+	require.NoError(t, os.WriteFile(filepath.Join(drives, ".drive-123.iso"), []byte("half"), 0o644))
+
+	c, err := Open(root)
+	require.NoError(t, err)
+	entries, err := c.List(KindArtifactDrive)
+	require.NoError(t, err)
+	require.Len(t, entries, 3)
+	res, err := c.Verify(context.Background(), KindArtifactDrive)
+	require.NoError(t, err)
+	byPath := map[string]error{}
+	for _, r := range res {
+		byPath[filepath.Base(r.Entry.Dir)] = r.Err
+	}
+	assert.NoError(t, byPath[filepath.Base(good)])
+	assert.ErrorContains(t, byPath["0000.iso"], "not an ISO 9660 image")
+	assert.ErrorContains(t, byPath[".drive-123.iso"], "incomplete")
+	assert.FileExists(t, good)
+	assert.NoFileExists(t, bad)
+
+	rep, err := c.Prune(context.Background(), PruneOptions{Kinds: []Kind{KindArtifactDrive}, All: true})
+	require.NoError(t, err)
+	require.Len(t, rep.Removed, 1)
+	assert.NoFileExists(t, good)
+	k, err := ParseKinds([]string{"artifact-drives"})
+	require.NoError(t, err)
+	assert.Equal(t, []Kind{KindArtifactDrive}, k)
 }
