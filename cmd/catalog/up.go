@@ -204,9 +204,6 @@ Enter it with 'catalog shell NAME', 'catalog exec NAME -- CMD...', copy with
 				return err
 			}
 			printUp(cmd.OutOrStdout(), inst, time.Since(start))
-			if g.Template.NetworkPolicy().Egress == catalog.EgressProxy {
-				fmt.Fprintf(a.streams.ErrOut, "note: %s's egress proxy ran in this command and ended with it: the guest has no egress now (it fails closed); 'catalog run --rm' keeps the proxy for the command's life\n", inst.Name)
-			}
 			return nil
 		},
 	}
@@ -228,6 +225,10 @@ func printUp(w io.Writer, i *instance.Instance, took time.Duration) {
 			mode = "rw"
 		}
 		fmt.Fprintf(w, "  mount %s -> %s (%s, %s)\n", m.HostPath, m.GuestPath, mode, m.Source)
+	}
+	if i.ProxyAddr != "" {
+		fmt.Fprintf(w, "  egress proxy pid %d on %s, stops with the guest; log %s\n",
+			i.Proxy.PID, i.ProxyAddr, filepath.Join(i.Dir, instance.LogsDir, instance.ProxyLogFile))
 	}
 	fmt.Fprintf(w, "  catalog shell %s\n", i.Name)
 	fmt.Fprintf(w, "  catalog exec %s -- CMD...\n", i.Name)
