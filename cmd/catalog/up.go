@@ -164,6 +164,11 @@ the share's device on QEMU's command line and finds it with a PCI rescan, then
 up mounts it over SSH and checks it. :ro is read-only on the host side (QEMU's
 readonly=on), so guest root remounting it read-write gains nothing.
 
+A template with network egress: proxy gets its allowlisting proxy from a
+helper process that up starts detached (its pid is in the record, 'ps -o json'
+shows it): it serves the guest for as long as QEMU runs, logs every decision
+to logs/proxy.log in the instance's directory, and exits with QEMU.
+
 Enter it with 'catalog shell NAME', 'catalog exec NAME -- CMD...', copy with
 'catalog cp', stop it with 'catalog down NAME'.`,
 		Example: `  catalog up --offline debian-containerd
