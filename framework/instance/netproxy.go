@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -219,4 +221,64 @@ func stopProxyHelper(p Proc) error {
 		return fmt.Errorf("egress proxy helper pid %d survived SIGKILL", p.PID)
 	}
 	return nil
+}
+
+// orphanHelpers finds the proxy helpers of this store (their command line
+// is ProxyHelperCommand --instance-dir <store>/NAME) that no live
+// instance's record names: their directory is gone or names another
+// helper, or the instance is dead. A helper normally exits by itself
+// then; Gc kills one that did not (stopped, hung).
+func (s *Store) orphanHelpers() []orphanHelper {
+	des, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []orphanHelper
+	for _, de := range des {
+		pid, err := strconv.Atoi(de.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + de.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		argv := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		dir, ok := helperDir(argv)
+		if !ok || filepath.Dir(dir) != s.dir {
+			continue
+		}
+		st, err := qemu.ProcessStart(pid)
+		if err != nil {
+			continue
+		}
+		p := Proc{PID: pid, Start: st}
+		r, err := ReadRecord(dir)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			// its instance was removed
+		case err != nil:
+			continue // not provably gone
+		case r.Status() == Starting:
+			continue // its up may not have recorded it yet
+		case r.Status() == Running && r.Proxy == p:
+			continue
+		}
+		out = append(out, orphanHelper{Proc: p, Dir: dir})
+	}
+	return out
+}
+
+// orphanHelper is a proxy helper whose instance is gone.
+type orphanHelper struct {
+	Proc
+	Dir string
+}
+
+// helperDir returns the instance dir of a proxy helper's argv.
+func helperDir(argv []string) (string, bool) {
+	if len(argv) != 4 || argv[1] != ProxyHelperCommand || argv[2] != "--instance-dir" || !filepath.IsAbs(argv[3]) {
+		return "", false
+	}
+	return filepath.Clean(argv[3]), true
 }

@@ -251,3 +251,51 @@ func TestProxyHelperStartFails(t *testing.T) {
 	_, _, err = startProxyHelper(context.Background(), []string{"/nonexistent/helper"}, dir, ProxyConfig{})
 	require.Error(t, err)
 }
+
+// Gc kills a helper whose instance directory is gone and that did not stop
+// by itself (SIGSTOPped here); a dry run only lists it. The helper of a
+// running instance and that of a starting one (whose record may not name
+// it yet) are left alone.
+func TestGcOrphanProxyHelper(t *testing.T) {
+	s := testStore(t)
+	self, err := Self()
+	require.NoError(t, err)
+	vm, _ := standIn(t)
+	live, _ := proxyInstance(t, s, "live", self, vm, nil)
+	starting, _ := proxyInstance(t, s, "starting", self, Proc{}, nil)
+	rec := starting.Record
+	rec.Proxy, rec.ProxyAddr = Proc{}, ""
+	require.NoError(t, writeRecord(starting.Dir, &rec))
+	gone, _ := proxyInstance(t, s, "gone", self, vm, nil)
+	require.NoError(t, syscall.Kill(gone.Proxy.PID, syscall.SIGSTOP))
+	require.NoError(t, os.RemoveAll(gone.Dir))
+
+	res, err := s.Gc(context.Background(), true)
+	require.NoError(t, err)
+	require.Len(t, res.Removed, 1, "%+v", res.Removed)
+	assert.Equal(t, "gone", res.Removed[0].Name)
+	assert.Contains(t, res.Removed[0].Reason, fmt.Sprint(gone.Proxy.PID))
+	assert.True(t, gone.Proxy.Alive(), "a dry run killed it")
+
+	res, err = s.Gc(context.Background(), false)
+	require.NoError(t, err)
+	require.Len(t, res.Removed, 1, "%+v", res.Removed)
+	assert.False(t, gone.Proxy.Alive(), "gc left an orphan helper")
+	assert.True(t, live.Proxy.Alive(), "gc killed a running instance's helper")
+	assert.True(t, starting.Proxy.Alive(), "gc killed a starting instance's helper")
+}
+
+func TestHelperDir(t *testing.T) {
+	d, ok := helperDir([]string{"/usr/bin/catalog", ProxyHelperCommand, "--instance-dir", "/c/instances/box"})
+	assert.True(t, ok)
+	assert.Equal(t, "/c/instances/box", d)
+	for _, argv := range [][]string{
+		{"/usr/bin/catalog", "up", "--instance-dir", "/c/instances/box"},
+		{"/usr/bin/catalog", ProxyHelperCommand, "--instance-dir", "relative"},
+		{"/usr/bin/catalog", ProxyHelperCommand, "--instance-dir"},
+		{"/usr/bin/catalog", ProxyHelperCommand, "--instance-dir", "/c/instances/box", "extra"},
+	} {
+		_, ok := helperDir(argv)
+		assert.False(t, ok, "%q", argv)
+	}
+}

@@ -118,6 +118,14 @@ func (s *Store) up(ctx context.Context, in UpInput, name, dir string, rec Record
 		}()
 		cfg.ProxyAddr = addr
 		rec.Proxy, rec.ProxyAddr = p, addr
+		// The starting record names the helper too, so that down and gc
+		// of an up that dies from here stop it (it also stops itself
+		// once this process is gone).
+		starting := rec
+		starting.Format, starting.Name, starting.State = Format, name, StateStarting
+		if err := writeRecord(dir, &starting); err != nil {
+			return nil, err
+		}
 	}
 	m, err := in.Guest.start(ctx, cfg)
 	if err != nil {
