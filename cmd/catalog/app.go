@@ -150,7 +150,7 @@ built-in ones for every command.
 		newBuildImageCmd(a), newVerifyCmd(a), newMatrixCmd(a), newReportCmd(a), newCacheCmd(a),
 		newDoctorCmd(a), newGcCmd(a), newImagesCmd(a), newVersionCmd(a),
 		newUpCmd(a), newPsCmd(a), newShellCmd(a), newExecCmd(a), newCpCmd(a), newDownCmd(a), newRunCmd(a),
-		newIsolationCmd(a),
+		newIsolationCmd(a), newNetProxyCmd(a),
 	)
 	wrapArgs(root)
 	a.registerFlagCompletions(root)

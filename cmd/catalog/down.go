@@ -16,8 +16,9 @@ func newDownCmd(a *app) *cobra.Command {
 		Short: "Stop instances and remove them (graceful, bounded, then forced)",
 		Long: `down stops an instance: an ACPI powerdown, and up to the named interval
 default/shutdown (scaled by the accelerator) for the guest to power off; then
-QEMU's quit and up to default/kill-grace; then SIGKILL. Then its directory (disk,
-keys, logs) is removed. --force skips the powerdown. An instance whose QEMU is
+QEMU's quit and up to default/kill-grace; then SIGKILL. Then its egress proxy
+helper, if any, is stopped (SIGTERM, then SIGKILL after 2s) and its directory
+(disk, keys, logs) is removed. --force skips the powerdown. An instance whose QEMU is
 already gone is just removed.`,
 		Example: `  catalog down box
   catalog down --all`,

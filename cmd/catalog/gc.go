@@ -32,7 +32,8 @@ lives, and anything without a valid owner.json, are kept.
 
 It also removes the instances of 'catalog up' whose QEMU is gone (killed,
 crashed, or from before the last boot), and those whose up died before the
-guest was ready (killing the QEMU it had started); running instances stay.
+guest was ready (killing the QEMU it had started, and the egress proxy
+helper of either); running instances and their helpers stay.
 
 Run dirs live under $GUESTCATALOG_RUNTIME_DIR, else $XDG_RUNTIME_DIR/guestcatalog,
 else <tmp>/guestcatalog-<uid>. Normally nothing is left: QEMU stops when its

@@ -24,7 +24,9 @@ type psEntry struct {
 	SSH           string    `json:"ssh,omitempty"`
 	User          string    `json:"user,omitempty"`
 	QEMUPID       int       `json:"qemuPID,omitempty"`
-	Dir           string    `json:"dir"`
+	// ProxyPID is the egress proxy helper (egress: proxy templates).
+	ProxyPID int    `json:"proxyPID,omitempty"`
+	Dir      string `json:"dir"`
 	// Mounts are the host directories shared with the guest.
 	Mounts []instance.Mount `json:"mounts,omitempty"`
 }
@@ -70,6 +72,9 @@ func printPs(w io.Writer, l []*instance.Instance, now time.Time, format string, 
 		if st == instance.Running {
 			e.UptimeSeconds = i.Uptime(now).Round(time.Second).Seconds()
 			e.QEMUPID = i.QEMU.PID
+			if i.Proxy.Alive() {
+				e.ProxyPID = i.Proxy.PID
+			}
 		}
 		es = append(es, e)
 	}

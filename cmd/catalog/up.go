@@ -164,6 +164,11 @@ the share's device on QEMU's command line and finds it with a PCI rescan, then
 up mounts it over SSH and checks it. :ro is read-only on the host side (QEMU's
 readonly=on), so guest root remounting it read-write gains nothing.
 
+A template with network egress: proxy gets its allowlisting proxy from a
+helper process that up starts detached (its pid is in the record, 'ps -o json'
+shows it): it serves the guest for as long as QEMU runs, logs every decision
+to logs/proxy.log in the instance's directory, and exits with QEMU.
+
 Enter it with 'catalog shell NAME', 'catalog exec NAME -- CMD...', copy with
 'catalog cp', stop it with 'catalog down NAME'.`,
 		Example: `  catalog up --offline debian-containerd
@@ -204,9 +209,6 @@ Enter it with 'catalog shell NAME', 'catalog exec NAME -- CMD...', copy with
 				return err
 			}
 			printUp(cmd.OutOrStdout(), inst, time.Since(start))
-			if g.Template.NetworkPolicy().Egress == catalog.EgressProxy {
-				fmt.Fprintf(a.streams.ErrOut, "note: %s's egress proxy ran in this command and ended with it: the guest has no egress now (it fails closed); 'catalog run --rm' keeps the proxy for the command's life\n", inst.Name)
-			}
 			return nil
 		},
 	}
@@ -228,6 +230,10 @@ func printUp(w io.Writer, i *instance.Instance, took time.Duration) {
 			mode = "rw"
 		}
 		fmt.Fprintf(w, "  mount %s -> %s (%s, %s)\n", m.HostPath, m.GuestPath, mode, m.Source)
+	}
+	if i.ProxyAddr != "" {
+		fmt.Fprintf(w, "  egress proxy pid %d on %s, stops with the guest; log %s\n",
+			i.Proxy.PID, i.ProxyAddr, filepath.Join(i.Dir, instance.LogsDir, instance.ProxyLogFile))
 	}
 	fmt.Fprintf(w, "  catalog shell %s\n", i.Name)
 	fmt.Fprintf(w, "  catalog exec %s -- CMD...\n", i.Name)

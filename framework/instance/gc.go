@@ -91,6 +91,19 @@ func (s *Store) Gc(ctx context.Context, dryRun bool) (GcResult, error) {
 		}
 		res.Removed = append(res.Removed, e)
 	}
+	// Proxy helpers whose instance is gone (removed, or dead and not
+	// removed above): they stop themselves within a poll; kill one that
+	// did not. A live instance's helper is never among them.
+	for _, h := range s.orphanHelpers() {
+		e := GcEntry{Name: filepath.Base(h.Dir), Dir: h.Dir, Reason: fmt.Sprintf("egress proxy helper pid %d of an instance that is gone", h.PID)}
+		if !dryRun {
+			if err := stopProxyHelper(h.Proc); err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+		}
+		res.Removed = append(res.Removed, e)
+	}
 	if len(errs) > 0 {
 		return res, fmt.Errorf("instance gc: %s", strings.Join(errs, "; "))
 	}

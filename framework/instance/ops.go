@@ -255,6 +255,11 @@ func (s *Store) Down(ctx context.Context, name string, in DownInput) (DownResult
 			return res, err
 		}
 	}
+	// The proxy helper exits by itself once QEMU is gone; stop it now,
+	// bounded, so that nothing is left when Down returns.
+	if err := stopProxyHelper(i.Proxy); err != nil {
+		return res, fmt.Errorf("stopping %s: %w", name, err)
+	}
 	if err := os.RemoveAll(i.Dir); err != nil {
 		return res, fmt.Errorf("removing %s: %w", i.Dir, err)
 	}
@@ -339,6 +344,9 @@ func killOrphan(i *Instance) error {
 				return fmt.Errorf("%s: qemu pid %d survived SIGKILL", i.Name, p.PID)
 			}
 		}
+	}
+	if err := stopProxyHelper(i.Proxy); err != nil {
+		return fmt.Errorf("%s: %w", i.Name, err)
 	}
 	return nil
 }

@@ -104,6 +104,10 @@ type Record struct {
 	// Mounts are the host directories shared with the guest (the
 	// template's and --mount's), as mounted in it (mounts.go).
 	Mounts []Mount `json:"mounts,omitempty"`
+	// Proxy is the egress proxy helper of a template with egress: proxy
+	// (netproxy.go), serving on ProxyAddr; it exits with QEMU.
+	Proxy     Proc   `json:"proxy,omitzero"`
+	ProxyAddr string `json:"proxyAddr,omitempty"`
 }
 
 // Status judges whether what the record names still runs.

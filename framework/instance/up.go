@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/framework/intervals"
 	"github.com/guestcatalog/guestcatalog/framework/machine"
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
@@ -39,6 +40,11 @@ type UpInput struct {
 	Mounts    []MountSpec
 	Intervals *intervals.Set
 	Logger    *slog.Logger
+	// ProxyHelper is the command (argv; Up appends --instance-dir DIR)
+	// that serves the egress proxy of a template with egress: proxy,
+	// detached, for as long as the instance runs (netproxy.go); empty:
+	// DefaultProxyHelper.
+	ProxyHelper []string
 }
 
 // LogsDir is the instance's logs directory (serial console, QEMU's log,
@@ -78,7 +84,7 @@ func (s *Store) Up(ctx context.Context, in UpInput) (*Instance, error) {
 	return inst, nil
 }
 
-func (s *Store) up(ctx context.Context, in UpInput, name, dir string, rec Record) (*Instance, error) {
+func (s *Store) up(ctx context.Context, in UpInput, name, dir string, rec Record) (_ *Instance, retErr error) {
 	cfg, err := in.Guest.resumeConfig()
 	if err != nil {
 		return nil, err
@@ -93,6 +99,33 @@ func (s *Store) up(ctx context.Context, in UpInput, name, dir string, rec Record
 	plan, err := withMounts(&cfg, in.Mounts)
 	if err != nil {
 		return nil, err
+	}
+	// The egress proxy runs in a helper that outlives this process; it
+	// listens before QEMU starts, whose guestfwd relay targets it.
+	if pol := cfg.Template.NetworkPolicy(); pol.Restricted() && pol.Egress == catalog.EgressProxy {
+		hl := false
+		if pol.HostLoopback != nil {
+			hl = *pol.HostLoopback
+		}
+		p, addr, err := startProxyHelper(ctx, in.ProxyHelper, dir, ProxyConfig{Allow: pol.Allow, HostLoopback: hl})
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if retErr != nil {
+				_ = stopProxyHelper(p)
+			}
+		}()
+		cfg.ProxyAddr = addr
+		rec.Proxy, rec.ProxyAddr = p, addr
+		// The starting record names the helper too, so that down and gc
+		// of an up that dies from here stop it (it also stops itself
+		// once this process is gone).
+		starting := rec
+		starting.Format, starting.Name, starting.State = Format, name, StateStarting
+		if err := writeRecord(dir, &starting); err != nil {
+			return nil, err
+		}
 	}
 	m, err := in.Guest.start(ctx, cfg)
 	if err != nil {

@@ -80,6 +80,12 @@ type Config struct {
 	// dirs under the run root whose creator has exited.
 	Detached bool
 
+	// ProxyAddr, for a template with egress proxy, is an egress proxy
+	// already serving (host:port on the host's loopback: the detached
+	// helper of an instance, framework/instance): the guest's forward
+	// targets it and the machine starts no proxy of its own (Proxy is nil).
+	ProxyAddr string
+
 	// RetryInfra retries a start that failed before the guest's userspace
 	// ran (see InfraFailure) once, with a fresh overlay; the machine then
 	// reports the failed attempt (Attempts, Flaky). Failures from

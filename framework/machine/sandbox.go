@@ -104,6 +104,12 @@ func (m *Machine) prepareSandbox(ctx context.Context, spec *qemu.Spec) error {
 	if pol.Egress != catalog.EgressProxy {
 		return nil
 	}
+	if m.cfg.ProxyAddr != "" {
+		spec.GuestForwards = append(spec.GuestForwards, qemu.GuestForward{
+			GuestAddr: GuestProxyAddr, GuestPort: GuestProxyPort, Target: m.cfg.ProxyAddr,
+		})
+		return nil
+	}
 	p, err := netpolicy.Start(m.life, netpolicy.Options{
 		Allow:        pol.Allow,
 		HostLoopback: *pol.HostLoopback,
