@@ -67,11 +67,10 @@ func fill(t *testing.T, root string) (imageDir, savedDir string) {
 	stg, err := st.Stage()
 	require.NoError(t, err)
 	qemuImg(t, "create", "-q", "-f", "qcow2", "-b", disk, "-F", "qcow2", stg.Path(provisioned.FileDisk))
-	qemuImg(t, "snapshot", "-c", provisioned.SnapshotName, stg.Path(provisioned.FileDisk))
-	for _, f := range []string{provisioned.FileClientKey, provisioned.FileHostKey, provisioned.FileSeed} {
+	for _, f := range []string{provisioned.FileState, provisioned.FileRAM, provisioned.FileClientKey, provisioned.FileHostKey, provisioned.FileSeed} {
 		require.NoError(t, os.WriteFile(stg.Path(f), []byte(f), 0o600))
 	}
-	e, err := stg.Commit(provisioned.Meta{Key: "k1", Template: "debian-13-docker", Image: "build:trixie", Base: disk, Snapshot: provisioned.SnapshotName})
+	e, err := stg.Commit(provisioned.Meta{Key: "k1", Template: "debian-13-docker", Image: "build:trixie", Base: disk})
 	require.NoError(t, err)
 	return imageDir, e.Dir
 }

@@ -19,6 +19,10 @@ func BenchmarkRunRm(b *testing.B) {
 		if err != nil || code != 0 {
 			b.Fatalf("run: code %d, %v", code, err)
 		}
+		for _, p := range tm.Phases {
+			b.Logf("%-8s at %6.2fs took %6.2fs %s", p.Name, p.Start.Seconds(), p.Duration.Seconds(), p.Detail)
+		}
+		b.Logf("command at %.2fs, done %.2fs, removed %.2fs", tm.Command.Seconds(), tm.Done.Seconds(), tm.Removed.Seconds())
 		cmd += tm.Command.Seconds()
 		done += tm.Removed.Seconds()
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/guestcatalog/guestcatalog/framework/intervals"
+	"github.com/guestcatalog/guestcatalog/framework/machine"
 )
 
 // RunInput says what a disposable guest runs.
@@ -32,6 +33,8 @@ type RunTimings struct {
 	Command time.Duration // the command was sent to the guest
 	Done    time.Duration // the command ended
 	Removed time.Duration // QEMU stopped, disk and run dir removed
+	// Phases of the machine's start (prepare, launch, ssh, resume).
+	Phases []machine.PhaseTiming
 }
 
 // Run is a disposable guest: the saved guest resumed into its own copy of
@@ -78,6 +81,7 @@ func Run(ctx context.Context, in RunInput) (code int, err error) {
 		}
 	}()
 	t.Command = time.Since(t.Begin)
+	t.Phases = m.Phases()
 	code, err = stream(ctx, m.SSH(), in.Args, in.Streams)
 	t.Done = time.Since(t.Begin)
 	return code, err

@@ -93,10 +93,15 @@ func (m *Machine) launch(ctx context.Context) (string, error) {
 		spec.Disk = qemu.Drive{}
 	}
 	accel := m.cfg.Accel
+	if m.ramFile != "" {
+		spec.MemoryFile, spec.MemoryShared = m.ramFile, true
+	}
 	if r := m.cfg.Resume; r != nil {
-		spec.LoadVM = r.Snapshot
+		spec.Seed = r.Seed // read-only, used in place
+		spec.MemoryFile = r.RAM
+		spec.Incoming = true
 		if r.Accel != "" {
-			accel = r.Accel // a snapshot resumes under the accelerator it was taken with
+			accel = r.Accel // a saved guest resumes under the accelerator it was saved with
 		}
 	}
 	for _, pf := range t.PortForwards {
@@ -105,6 +110,7 @@ func (m *Machine) launch(ctx context.Context) (string, error) {
 	if err := m.prepareSandbox(ctx, &spec); err != nil {
 		return "", err
 	}
+	spec.ExtraArgs = append(spec.ExtraArgs, m.cfg.ExtraQEMUArgs...)
 	// QEMU lives as long as the machine, not as long as Start's ctx: the
 	// machine's own context, cancelled by Close (and by Start's ctx while
 	// Start runs, see start).
