@@ -30,15 +30,17 @@ type RunInput struct {
 // RunTimings are the moments of a Run, from its call.
 type RunTimings struct {
 	Begin   time.Time
+	Started time.Duration // the machine's start was called (config read, logs dir made)
 	Command time.Duration // the command was sent to the guest
 	Done    time.Duration // the command ended
 	Removed time.Duration // QEMU stopped, disk and run dir removed
-	// Phases of the machine's start (prepare, launch, ssh, resume).
+	// Phases of the machine's start (prepare, launch, load, ssh, resume),
+	// their Start relative to Started.
 	Phases []machine.PhaseTiming
 }
 
-// Run is a disposable guest: the saved guest resumed into its own copy of
-// the disk, args run in it, its exit status returned, and everything
+// Run is a disposable guest: the saved guest resumed into its own thin
+// overlay of the saved disk (RAM mapped copy-on-write from the saved RAM), args run in it, its exit status returned, and everything
 // removed (QEMU, disk, run dir, logs), also when ctx ends midway (Ctrl-C):
 // QEMU is supervised as every verify guest is (it dies with this process).
 func Run(ctx context.Context, in RunInput) (code int, err error) {
@@ -63,13 +65,16 @@ func Run(ctx context.Context, in RunInput) (code int, err error) {
 	cfg.RunRoot = in.RunRoot
 	cfg.Intervals = in.Intervals
 	cfg.Logger = in.Logger
+	t.Started = time.Since(t.Begin)
 	m, err := in.Guest.start(ctx, cfg)
+	if m != nil {
+		t.Phases = m.Phases()
+	}
 	if err != nil {
 		return -1, err // Start removed what it made
 	}
 	defer func() {
-		// Cancelled (Ctrl-C): straight to SIGKILL, the CLI has a second
-		// left; else quit, which QEMU answers at once.
+		// Nothing of the guest is kept: SIGKILL, also after Ctrl-C.
 		dctx := ctx
 		if ctx.Err() == nil {
 			dctx = context.WithoutCancel(ctx)
@@ -81,7 +86,6 @@ func Run(ctx context.Context, in RunInput) (code int, err error) {
 		}
 	}()
 	t.Command = time.Since(t.Begin)
-	t.Phases = m.Phases()
 	code, err = stream(ctx, m.SSH(), in.Args, in.Streams)
 	t.Done = time.Since(t.Begin)
 	return code, err

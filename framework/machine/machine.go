@@ -575,6 +575,11 @@ func (m *Machine) stop(ctx context.Context, graceful bool) error {
 		if m.ssh != nil {
 			m.ssh.Close()
 		}
+		if m.vm != nil && !graceful {
+			// Nothing in a discarded guest is kept: SIGKILL at once
+			// rather than a QMP quit and its reply.
+			m.vm.Kill()
+		}
 		if m.vm != nil {
 			if err := m.vm.Shutdown(ctx, grace); err != nil {
 				errs = append(errs, fmt.Errorf("stopping qemu: %w", err))

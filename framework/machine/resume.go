@@ -205,16 +205,34 @@ func (m *Machine) waitResumedSSH(ctx context.Context) (string, error) {
 	return d, err
 }
 
-// syncClock sets the resumed guest's clock: it wakes up at the time its
-// snapshot was taken.
+// syncClock sets the resumed guest's clock: it wakes up at the time it
+// was saved. The host's time is sent only once the guest's root shell
+// runs (it says "r"), so the seconds sudo takes to start under TCG do
+// not make the clock lag by as much.
 func (m *Machine) syncClock(ctx context.Context) (string, error) {
-	now := time.Now().UTC()
-	_, err := m.ssh.Run(ctx, exec.Cmd{Args: []string{"date", "-u", "-s", fmt.Sprintf("@%d.%09d", now.Unix(), now.Nanosecond())}, Sudo: true})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	var sent time.Time
+	ready := writerFunc(func(p []byte) (int, error) {
+		if sent.IsZero() && bytes.IndexByte(p, 'r') >= 0 {
+			sent = time.Now().UTC()
+			go func() {
+				fmt.Fprintf(pw, "%d.%09d\n", sent.Unix(), sent.Nanosecond())
+				pw.Close()
+			}()
+		}
+		return len(p), nil
+	})
+	_, err := m.ssh.Run(ctx, exec.Cmd{Script: `echo r; read t; date -u -s "@$t" >/dev/null`, Sudo: true, Stdin: pr, Stdout: ready})
 	if err != nil {
 		return "", fmt.Errorf("setting the guest clock: %w", err)
 	}
-	return "clock set to " + now.Format(time.RFC3339), nil
+	return "clock set to " + sent.Format(time.RFC3339Nano), nil
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // Save keeps the ready guest in dir, then stops it: its disk (the
 // overlay, moved), its RAM (the machine's memory file, copied sparse),
