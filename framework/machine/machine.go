@@ -351,7 +351,7 @@ func (m *Machine) prepare(ctx context.Context) (string, error) {
 		return m.prepareResume(ctx)
 	}
 	if m.cfg.Saveable {
-		m.ramFile = ramFilePath(m.rd)
+		m.ramFile = qemu.MemoryFileFor(m.rd.Path())
 	}
 	keyDir := m.rd.File("ssh")
 	var err error

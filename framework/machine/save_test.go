@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -36,4 +37,11 @@ func TestCopySparseKeepsBytesAndHoles(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, copySparse(ctx, src, dst+".2"), context.Canceled)
 	assert.NoFileExists(t, dst+".2", "a cancelled copy leaves nothing")
+}
+
+// The clock rule matches the uevent the guest kernel sends when the VM
+// generation ID changes, and its $ reaches the shell (udev reads $$ as $).
+func TestResumeClockRule(t *testing.T) {
+	assert.Contains(t, resumeClockRule, `ACTION=="change", ENV{NEW_VMGENID}=="1", RUN+="/bin/sh -c 'date -u -s @$$(cat /sys/class/rtc/rtc0/since_epoch)'"`)
+	assert.NotContains(t, strings.ReplaceAll(resumeClockRule, "$$", ""), "$", "every $ is escaped for udev")
 }
