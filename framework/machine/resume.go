@@ -249,22 +249,36 @@ func (m *Machine) syncClock(ctx context.Context) (string, error) {
 // host's: the guest reads the RTC, which has whole seconds.
 const clockTolerance = 2 * time.Second
 
-// resumeClockRule is a udev rule Save installs in the guest: when the VM
-// generation ID changes (a resume: the kernel sends a uevent with
-// NEW_VMGENID=1), the guest sets its clock from the RTC, which QEMU keeps
-// at the host's time. The guest then has the right time without a sudo
-// round trip from the host (seconds under TCG).
-const resumeClockRule = `# guestcatalog: a resumed guest (new VM generation ID) takes the time of the RTC, which QEMU keeps at the host's.
-ACTION=="change", ENV{NEW_VMGENID}=="1", RUN+="/bin/sh -c 'date -u -s @$$(cat /sys/class/rtc/rtc0/since_epoch)'"
+// resumeClockRule and resumeClockUnit are what Save installs in the
+// guest: when the VM generation ID changes (a resume: the kernel sends a
+// uevent with NEW_VMGENID=1), udev starts a unit that sets the clock from
+// the RTC, which QEMU keeps at the host's time. The guest then has the
+// right time without a sudo round trip from the host (seconds under TCG).
+// udevd itself may not set the clock (its unit drops CAP_SYS_TIME): the
+// rule only starts the unit.
+const (
+	resumeClockRule = `# guestcatalog: a resumed guest (new VM generation ID) takes the time of the RTC, which QEMU keeps at the host's.
+ACTION=="change", ENV{NEW_VMGENID}=="1", RUN+="/usr/bin/systemctl --no-block start guestcatalog-resume-clock.service"
 `
+	resumeClockUnit = `[Unit]
+Description=guestcatalog: set the clock from the RTC after a resume
+DefaultDependencies=no
 
-// installClockRule installs resumeClockRule before the guest is saved.
-// A guest without udev keeps the slower sudo path (syncClock).
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'date -u -s @$(cat /sys/class/rtc/rtc0/since_epoch)'
+`
+)
+
+// installClockRule installs resumeClockRule and its unit before the guest
+// is saved. A guest without udev or systemd keeps the slower sudo path
+// (syncClock).
 func (m *Machine) installClockRule(ctx context.Context) error {
-	_, err := m.ssh.Run(ctx, exec.Cmd{
-		Script: "install -D -m 0644 /dev/stdin /etc/udev/rules.d/90-guestcatalog-resume-clock.rules && udevadm control --reload",
-		Sudo:   true, Stdin: strings.NewReader(resumeClockRule),
-	})
+	script := "set -e\n" +
+		"cat > /etc/systemd/system/guestcatalog-resume-clock.service <<'EOF'\n" + resumeClockUnit + "EOF\n" +
+		"cat > /etc/udev/rules.d/90-guestcatalog-resume-clock.rules <<'EOF'\n" + resumeClockRule + "EOF\n" +
+		"systemctl daemon-reload\nudevadm control --reload\n"
+	_, err := m.ssh.Run(ctx, exec.Cmd{Script: script, Sudo: true})
 	return err
 }
 
