@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -206,25 +205,11 @@ func (m *Machine) waitResumedSSH(ctx context.Context) (string, error) {
 	return d, err
 }
 
-// syncClock makes sure the resumed guest has the host's time: it wakes
-// up at the time it was saved. A guest saved by this version sets its
-// clock itself as it resumes (resumeClockRule): then one unprivileged
-// `date` shows it is right. Otherwise (or if udev was slower than the SSH
-// handshake) it is set with sudo, which costs seconds under TCG: the
-// host's time is sent only once the guest's root shell runs (it says
-// "r"), so sudo's start does not make the clock lag by as much.
+// syncClock sets the resumed guest's clock: it wakes up at the time it
+// was saved. The host's time is sent only once the guest's root shell
+// runs (it says "r"), so the second or more sudo takes to start under TCG
+// does not make the clock lag by as much.
 func (m *Machine) syncClock(ctx context.Context) (string, error) {
-	before := time.Now()
-	res, err := m.ssh.Run(ctx, exec.Cmd{Args: []string{"date", "+%s.%N"}})
-	if err == nil {
-		var guest float64
-		if _, serr := fmt.Sscan(strings.TrimSpace(string(res.Stdout)), &guest); serr == nil {
-			host := float64(before.UnixNano()) / 1e9
-			if off := guest - host; off > -clockTolerance.Seconds() && off < clockTolerance.Seconds()+time.Since(before).Seconds() {
-				return fmt.Sprintf("clock set on resume by the guest (%+.2fs from the host's)", off), nil
-			}
-		}
-	}
 	pr, pw := io.Pipe()
 	defer pw.Close()
 	var sent time.Time
@@ -238,48 +223,11 @@ func (m *Machine) syncClock(ctx context.Context) (string, error) {
 		}
 		return len(p), nil
 	})
-	_, err = m.ssh.Run(ctx, exec.Cmd{Script: `echo r; read t; date -u -s "@$t" >/dev/null`, Sudo: true, Stdin: pr, Stdout: ready})
+	_, err := m.ssh.Run(ctx, exec.Cmd{Script: `echo r; read t; date -u -s "@$t" >/dev/null`, Sudo: true, Stdin: pr, Stdout: ready})
 	if err != nil {
 		return "", fmt.Errorf("setting the guest clock: %w", err)
 	}
 	return "clock set to " + sent.Format(time.RFC3339Nano), nil
-}
-
-// clockTolerance is how far a resumed guest's clock may be from the
-// host's: the guest reads the RTC, which has whole seconds.
-const clockTolerance = 2 * time.Second
-
-// resumeClockRule and resumeClockUnit are what Save installs in the
-// guest: when the VM generation ID changes (a resume: the kernel sends a
-// uevent with NEW_VMGENID=1), udev starts a unit that sets the clock from
-// the RTC, which QEMU keeps at the host's time. The guest then has the
-// right time without a sudo round trip from the host (seconds under TCG).
-// udevd itself may not set the clock (its unit drops CAP_SYS_TIME): the
-// rule only starts the unit.
-const (
-	resumeClockRule = `# guestcatalog: a resumed guest (new VM generation ID) takes the time of the RTC, which QEMU keeps at the host's.
-ACTION=="change", ENV{NEW_VMGENID}=="1", RUN+="/usr/bin/systemctl --no-block start guestcatalog-resume-clock.service"
-`
-	resumeClockUnit = `[Unit]
-Description=guestcatalog: set the clock from the RTC after a resume
-DefaultDependencies=no
-
-[Service]
-Type=oneshot
-ExecStart=/bin/sh -c 'date -u -s @$(cat /sys/class/rtc/rtc0/since_epoch)'
-`
-)
-
-// installClockRule installs resumeClockRule and its unit before the guest
-// is saved. A guest without udev or systemd keeps the slower sudo path
-// (syncClock).
-func (m *Machine) installClockRule(ctx context.Context) error {
-	script := "set -e\n" +
-		"cat > /etc/systemd/system/guestcatalog-resume-clock.service <<'EOF'\n" + resumeClockUnit + "EOF\n" +
-		"cat > /etc/udev/rules.d/90-guestcatalog-resume-clock.rules <<'EOF'\n" + resumeClockRule + "EOF\n" +
-		"systemctl daemon-reload\nudevadm control --reload\n"
-	_, err := m.ssh.Run(ctx, exec.Cmd{Script: script, Sudo: true})
-	return err
 }
 
 type writerFunc func([]byte) (int, error)
@@ -299,11 +247,6 @@ func (m *Machine) Save(ctx context.Context, dir string) (SavedFiles, error) {
 	}
 	if m.ramFile == "" {
 		return files, errors.New("machine.Save: the machine is not Saveable (its RAM is not in a memory file)")
-	}
-	if m.ssh != nil {
-		if err := m.installClockRule(ctx); err != nil {
-			m.logger.Warn("installing the resume clock rule; resumes will set the clock with sudo", "err", err)
-		}
 	}
 	m.collect(ctx)
 	if m.ssh != nil {

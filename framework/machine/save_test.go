@@ -37,13 +37,3 @@ func TestCopySparseKeepsBytesAndHoles(t *testing.T) {
 	require.ErrorIs(t, copySparse(ctx, src, dst+".2"), context.Canceled)
 	assert.NoFileExists(t, dst+".2", "a cancelled copy leaves nothing")
 }
-
-// The clock rule matches the uevent the guest kernel sends when the VM
-// generation ID changes and starts the unit (udevd may not set the clock
-// itself), which reads the RTC.
-func TestResumeClockRule(t *testing.T) {
-	assert.Contains(t, resumeClockRule, `ACTION=="change", ENV{NEW_VMGENID}=="1", RUN+="/usr/bin/systemctl --no-block start guestcatalog-resume-clock.service"`)
-	assert.NotContains(t, resumeClockRule, "date", "udevd drops CAP_SYS_TIME: the unit sets the clock")
-	assert.Contains(t, resumeClockUnit, "ExecStart=/bin/sh -c 'date -u -s @$(cat /sys/class/rtc/rtc0/since_epoch)'")
-	assert.NotContains(t, resumeClockRule+resumeClockUnit, "\nEOF\n", "the heredocs of installClockRule end where they should")
-}
