@@ -412,7 +412,9 @@ func verifyProvisioned(ctx context.Context, e Entry) error {
 		return err
 	}
 	if m.Format != provisioned.Format {
-		return fmt.Errorf("format %s: this version resumes %s only (prune removes it)", m.Format, provisioned.Format)
+		// Another version's entry (the cache may be shared with it): not
+		// this version's to judge or remove; prune removes it by age.
+		return nil
 	}
 	for _, f := range []string{provisioned.FileDisk, provisioned.FileState, provisioned.FileRAM, provisioned.FileClientKey, provisioned.FileHostKey, provisioned.FileSeed} {
 		if _, err := os.Stat(filepath.Join(e.Dir, f)); err != nil {

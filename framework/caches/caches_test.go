@@ -154,3 +154,18 @@ func TestParseKinds(t *testing.T) {
 	_, err = ParseKinds([]string{"overlays"})
 	assert.ErrorContains(t, err, `unknown cache kind "overlays"`)
 }
+
+// A saved guest of another format belongs to another version sharing the
+// cache: verify neither calls it corrupt nor removes it.
+func TestVerifyLeavesAnotherFormatsSavedGuest(t *testing.T) {
+	root := t.TempDir()
+	old := filepath.Join(root, "provisioned", "0123456789abcdef01234567")
+	require.NoError(t, os.MkdirAll(old, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(old, provisioned.FileMeta),
+		[]byte(`{"format":"guestcatalog-provisioned-v2","key":"0123456789abcdef01234567","template":"debian-13-docker","base":"/nonexistent"}`), 0o644))
+	c, err := Open(root)
+	require.NoError(t, err)
+	_, err = c.Verify(context.Background(), KindProvisioned)
+	require.NoError(t, err)
+	assert.DirExists(t, old)
+}
