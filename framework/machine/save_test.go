@@ -10,6 +10,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/guestcatalog/guestcatalog/framework/qemu"
+	"github.com/guestcatalog/guestcatalog/framework/sshx"
 )
 
 // The saved RAM keeps the memory file's bytes and leaves holes where it
@@ -36,4 +39,25 @@ func TestCopySparseKeepsBytesAndHoles(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, copySparse(ctx, src, dst+".2"), context.Canceled)
 	assert.NoFileExists(t, dst+".2", "a cancelled copy leaves nothing")
+}
+
+// A Resume without its state or RAM fails before anything is launched.
+func TestResumeNeedsStateAndRAM(t *testing.T) {
+	launched := false
+	_, err := Start(context.Background(), Config{Template: debianTemplate(t), Image: Image{Disk: "/nonexistent/base.qcow2", Format: "qcow2"},
+		ArtifactsDir: t.TempDir(), SkipProbes: true, onLaunch: func(*Machine) { launched = true },
+		Resume: &Resume{Disk: "/saved/disk.qcow2", Seed: "/saved/seed.iso", Accel: "tcg"}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "machine: Resume needs Disk, State, RAM and Seed")
+	assert.False(t, launched)
+}
+
+// Save refuses a machine whose RAM is not in a memory file (not
+// Saveable): its RAM could not be kept.
+func TestSaveNeedsASaveableMachine(t *testing.T) {
+	_, err := (&Machine{}).Save(context.Background(), t.TempDir())
+	require.ErrorContains(t, err, "the machine is not running")
+	m := &Machine{vm: &qemu.Instance{}, clientKey: &sshx.KeyPair{}, hostKey: &sshx.HostKey{}}
+	_, err = m.Save(context.Background(), t.TempDir())
+	require.ErrorContains(t, err, "the machine is not Saveable")
 }
