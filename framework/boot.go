@@ -285,12 +285,7 @@ func (r *Run) startMachine(ctx context.Context, cfg *config.Config, t *catalog.T
 	if err != nil {
 		return nil, err
 	}
-	if mcfg.ArtifactDrive != "" {
-		// The guest keeps the artifacts drive mounted: a saved guest is
-		// only resumed with the drive it was provisioned with (its name
-		// is a hash of the files and the drive's format).
-		key = provisioned.Key(key, "artifact-drive", filepath.Base(mcfg.ArtifactDrive))
-	}
+	key = provisioned.DriveKey(key, mcfg.ArtifactDrive)
 	unlock, err := store.Lock(ctx, key)
 	if err != nil {
 		return nil, err
@@ -304,9 +299,9 @@ func (r *Run) startMachine(ctx context.Context, cfg *config.Config, t *catalog.T
 			appendPhases(rep, m, "")
 			return m, nil
 		}
-		// A snapshot this QEMU cannot load is not a verdict on the
+		// A saved guest this QEMU cannot resume is not a verdict on the
 		// template: provision from scratch and replace it. A saved guest
-		// that fails its identity check (host key, disk, snapshot) is
+		// that fails its identity check (host key, disk, RAM, state) is
 		// evidence of tampering: both are said at default verbosity and in
 		// report.json (issue 11 hook, c-verified).
 		reason, _, _ := machine.ResumeFailure(err)
@@ -317,34 +312,20 @@ func (r *Run) startMachine(ctx context.Context, cfg *config.Config, t *catalog.T
 			_ = m.Close(ctx)
 		}
 		_ = os.RemoveAll(e.Dir)
+	} else {
+		for _, old := range store.Outdated(t.Name) {
+			r.notice(t.Name, fmt.Sprintf("saved guest %s is in format %s, which this version does not resume (%s); provisioning anew (catalog cache prune removes it)", old.Dir, old.Meta.Format, provisioned.Format))
+		}
 	}
 	fresh := mcfg
 	fresh.ArtifactsDir = filepath.Join(mcfg.ArtifactsDir, "provision")
-	start := time.Now()
-	m, err := machine.Start(ctx, fresh)
+	e, m, err := provisioned.Provision(ctx, provisioned.ProvisionInput{Store: store, Key: key, Config: fresh,
+		Meta: provisioned.Meta{Template: t.Name, Image: img.Source, Digest: img.Digest, Base: img.Disk}})
 	if m != nil {
 		appendPhases(rep, m, "")
 	}
 	if err != nil {
 		return m, err
-	}
-	st, err := store.Stage()
-	if err != nil {
-		return m, err
-	}
-	accel := m.Accelerator().Used
-	if _, err := m.Snapshot(ctx, provisioned.SnapshotName, st.Dir); err != nil {
-		st.Abort()
-		_ = m.Close(ctx) // no-op when Snapshot got as far as closing it
-		return nil, fmt.Errorf("keeping the provisioned guest: %w", err)
-	}
-	e, err := st.Commit(provisioned.Meta{
-		Key: key, Template: t.Name, Image: img.Source, Digest: img.Digest, Base: img.Disk,
-		Accel: accel, Snapshot: provisioned.SnapshotName, ProvisionSeconds: time.Since(start).Seconds(),
-	})
-	if err != nil {
-		st.Abort()
-		return nil, err
 	}
 	log.Info("provisioned guest kept for the next run", "entry", e.Dir)
 	m2, err := resume(ctx, mcfg, e)
@@ -355,19 +336,11 @@ func (r *Run) startMachine(ctx context.Context, cfg *config.Config, t *catalog.T
 }
 
 func resume(ctx context.Context, mcfg machine.Config, e *provisioned.Entry) (*machine.Machine, error) {
-	clientKey, err := os.ReadFile(e.Path(provisioned.FileClientKey))
+	cfg, err := e.ResumeConfig(mcfg)
 	if err != nil {
 		return nil, err
 	}
-	hostKey, err := os.ReadFile(e.Path(provisioned.FileHostKey))
-	if err != nil {
-		return nil, err
-	}
-	mcfg.Resume = &machine.Resume{
-		Disk: e.Path(provisioned.FileDisk), Snapshot: e.Meta.Snapshot, Seed: e.Path(provisioned.FileSeed),
-		ClientKey: clientKey, HostKey: hostKey, Accel: e.Meta.Accel,
-	}
-	return machine.Start(ctx, mcfg)
+	return machine.Start(ctx, cfg)
 }
 
 // provisionKey is provisioned.TemplateKey (one definition, shared with

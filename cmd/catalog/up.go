@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/framework/artifacts"
 	"github.com/guestcatalog/guestcatalog/framework/config"
 	"github.com/guestcatalog/guestcatalog/framework/image"
 	"github.com/guestcatalog/guestcatalog/framework/instance"
@@ -125,8 +126,28 @@ func (a *app) guest(ctx context.Context, e *instanceEnv, arg string, sets []stri
 		}
 		return nil, err
 	}
+	// The template's vendor artifacts, fetched and verified on the host,
+	// on the read-only drive verify uses (the same drive, the same saved
+	// guest).
+	drive := ""
+	if len(t.Artifacts) > 0 {
+		aopts := []artifacts.Option{artifacts.WithLogger(e.log), artifacts.WithCacheDir(e.cfg.CacheDir)}
+		if e.cfg.Offline {
+			aopts = append(aopts, artifacts.WithOffline())
+		}
+		if len(e.cfg.Mirrors) > 0 {
+			aopts = append(aopts, artifacts.WithMirrors(e.cfg.Mirrors))
+		}
+		set, err := artifacts.Prepare(ctx, t, e.cfg.Arch, aopts...)
+		if err != nil {
+			return nil, fmt.Errorf("artifacts of %s/%s: %w", t.Name, e.cfg.Arch, err)
+		}
+		t = artifacts.Pin(t, e.cfg.Arch, set)
+		drive = set.Drive
+	}
 	in := instance.SavedInput{
-		CacheDir: e.cfg.CacheDir, Template: t, Image: img, Arch: e.cfg.Arch,
+		ArtifactDrive: drive,
+		CacheDir:      e.cfg.CacheDir, Template: t, Image: img, Arch: e.cfg.Arch,
 		Accel: e.cfg.Accel, Intervals: e.ivs, Logger: e.log,
 		ArtifactsDir: filepath.Join(e.cfg.ArtifactsDir, t.Name, "provision"),
 	}

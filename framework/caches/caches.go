@@ -483,7 +483,12 @@ func verifyProvisioned(ctx context.Context, e Entry) error {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return err
 	}
-	for _, f := range []string{provisioned.FileDisk, provisioned.FileClientKey, provisioned.FileHostKey, provisioned.FileSeed} {
+	if m.Format != provisioned.Format {
+		// Another version's entry (the cache may be shared with it): not
+		// this version's to judge or remove; prune removes it by age.
+		return nil
+	}
+	for _, f := range []string{provisioned.FileDisk, provisioned.FileState, provisioned.FileRAM, provisioned.FileClientKey, provisioned.FileHostKey, provisioned.FileSeed} {
 		if _, err := os.Stat(filepath.Join(e.Dir, f)); err != nil {
 			return fmt.Errorf("missing %s", f)
 		}
@@ -503,10 +508,10 @@ func verifyProvisioned(ctx context.Context, e Entry) error {
 		return fmt.Errorf("%w: %s: format-specific.data.data-file is %q", qemu.ErrUnsafeImage, disk, info.DataFile())
 	case info.BackingFile != m.Base:
 		return fmt.Errorf("%s: backing-filename is %q, want the base image %s", disk, info.BackingFile, m.Base)
-	case !info.HasSnapshot(m.Snapshot):
-		return fmt.Errorf("%s holds no snapshot %q", disk, m.Snapshot)
 	}
-	return nil
+	// The full check (digests of disk, RAM and state); a resume checks
+	// only their identity (provisioned.Entry.Verify).
+	return (&provisioned.Entry{Dir: e.Dir, Meta: m}).VerifyDigests()
 }
 
 func sha256File(ctx context.Context, p string) (string, error) {

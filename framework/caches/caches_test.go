@@ -68,11 +68,10 @@ func fill(t *testing.T, root string) (imageDir, savedDir string) {
 	stg, err := st.Stage()
 	require.NoError(t, err)
 	qemuImg(t, "create", "-q", "-f", "qcow2", "-b", disk, "-F", "qcow2", stg.Path(provisioned.FileDisk))
-	qemuImg(t, "snapshot", "-c", provisioned.SnapshotName, stg.Path(provisioned.FileDisk))
-	for _, f := range []string{provisioned.FileClientKey, provisioned.FileHostKey, provisioned.FileSeed} {
+	for _, f := range []string{provisioned.FileState, provisioned.FileRAM, provisioned.FileClientKey, provisioned.FileHostKey, provisioned.FileSeed} {
 		require.NoError(t, os.WriteFile(stg.Path(f), []byte(f), 0o600))
 	}
-	e, err := stg.Commit(provisioned.Meta{Key: "k1", Template: "debian-13-docker", Image: "build:trixie", Base: disk, Snapshot: provisioned.SnapshotName})
+	e, err := stg.Commit(provisioned.Meta{Key: "k1", Template: "debian-13-docker", Image: "build:trixie", Base: disk})
 	require.NoError(t, err)
 	return imageDir, e.Dir
 }
@@ -198,4 +197,19 @@ func TestArtifactDrives(t *testing.T) {
 	k, err := ParseKinds([]string{"artifact-drives"})
 	require.NoError(t, err)
 	assert.Equal(t, []Kind{KindArtifactDrive}, k)
+}
+
+// A saved guest of another format belongs to another version sharing the
+// cache: verify neither calls it corrupt nor removes it.
+func TestVerifyLeavesAnotherFormatsSavedGuest(t *testing.T) {
+	root := t.TempDir()
+	old := filepath.Join(root, "provisioned", "0123456789abcdef01234567")
+	require.NoError(t, os.MkdirAll(old, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(old, provisioned.FileMeta),
+		[]byte(`{"format":"guestcatalog-provisioned-v2","key":"0123456789abcdef01234567","template":"debian-13-docker","base":"/nonexistent"}`), 0o644))
+	c, err := Open(root)
+	require.NoError(t, err)
+	_, err = c.Verify(context.Background(), KindProvisioned)
+	require.NoError(t, err)
+	assert.DirExists(t, old)
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/framework/image"
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
 )
 
@@ -266,4 +268,28 @@ func TestListSkipsForeignDirs(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, l, 2)
 	assert.Equal(t, "a", l[0].Name)
+}
+
+// A template whose only saved guest is of an older format is not resumed:
+// FindSaved says which entry it found and why it is not used, instead of
+// a bare "no saved guest".
+func TestFindSavedReportsAnOutdatedSavedGuest(t *testing.T) {
+	cat, err := catalog.Load(context.Background())
+	require.NoError(t, err)
+	tmpl, err := cat.Resolve("debian-containerd")
+	require.NoError(t, err)
+	cache := t.TempDir()
+	img := &image.Artifact{Disk: filepath.Join(cache, "base.qcow2"), Format: "qcow2", Source: "build:trixie", Digest: "sha256:00"}
+	_, err = FindSaved(context.Background(), SavedInput{CacheDir: cache, Template: tmpl, Image: img, Arch: "x86_64"})
+	require.ErrorIs(t, err, ErrNoSavedGuest)
+	assert.NotContains(t, err.Error(), "format")
+
+	old := filepath.Join(cache, "provisioned", "0123456789abcdef01234567")
+	require.NoError(t, os.MkdirAll(old, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(old, "meta.json"),
+		[]byte(`{"format":"guestcatalog-provisioned-v2","key":"0123456789abcdef01234567","template":"`+tmpl.Name+`"}`), 0o644))
+	_, err = FindSaved(context.Background(), SavedInput{CacheDir: cache, Template: tmpl, Image: img, Arch: "x86_64"})
+	require.ErrorIs(t, err, ErrNoSavedGuest)
+	assert.Contains(t, err.Error(), "the saved guest "+old+" is in format guestcatalog-provisioned-v2, which this version does not resume (guestcatalog-provisioned-v3)")
+	assert.DirExists(t, old, "left for cache prune (another version may still use it)")
 }

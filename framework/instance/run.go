@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/guestcatalog/guestcatalog/framework/intervals"
+	"github.com/guestcatalog/guestcatalog/framework/machine"
 )
 
 // RunInput says what a disposable guest runs.
@@ -32,13 +33,17 @@ type RunInput struct {
 type RunTimings struct {
 	Begin   time.Time
 	Mount   time.Duration // mounting the shares took (mounts.go)
+	Started time.Duration // the machine's start was called (config read, logs dir made)
 	Command time.Duration // the command was sent to the guest
 	Done    time.Duration // the command ended
 	Removed time.Duration // QEMU stopped, disk and run dir removed
+	// Phases of the machine's start (prepare, launch, load, ssh, resume),
+	// their Start relative to Started.
+	Phases []machine.PhaseTiming
 }
 
-// Run is a disposable guest: the saved guest resumed into its own copy of
-// the disk, args run in it, its exit status returned, and everything
+// Run is a disposable guest: the saved guest resumed into its own thin
+// overlay of the saved disk (RAM mapped copy-on-write from the saved RAM), args run in it, its exit status returned, and everything
 // removed (QEMU, disk, run dir, logs), also when ctx ends midway (Ctrl-C):
 // QEMU is supervised as every verify guest is (it dies with this process).
 func Run(ctx context.Context, in RunInput) (code int, err error) {
@@ -67,13 +72,16 @@ func Run(ctx context.Context, in RunInput) (code int, err error) {
 	if err != nil {
 		return -1, err
 	}
+	t.Started = time.Since(t.Begin)
 	m, err := in.Guest.start(ctx, cfg)
+	if m != nil {
+		t.Phases = m.Phases()
+	}
 	if err != nil {
 		return -1, err // Start removed what it made
 	}
 	defer func() {
-		// Cancelled (Ctrl-C): straight to SIGKILL, the CLI has a second
-		// left; else quit, which QEMU answers at once.
+		// Nothing of the guest is kept: SIGKILL, also after Ctrl-C.
 		dctx := ctx
 		if ctx.Err() == nil {
 			dctx = context.WithoutCancel(ctx)

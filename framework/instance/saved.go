@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"time"
 
 	"github.com/guestcatalog/guestcatalog/catalog"
 	"github.com/guestcatalog/guestcatalog/framework/image"
@@ -29,6 +27,8 @@ type Guest struct {
 	// Store and Key of the saved guest, for its lock.
 	Store *provisioned.Store
 	Key   string
+	// ArtifactDrive is attached read-only on resume ("" : none).
+	ArtifactDrive string
 }
 
 // SavedInput says which saved guest to find (or make).
@@ -48,8 +48,13 @@ type SavedInput struct {
 	// ArtifactsDir receives the provisioning run's logs ("" : a temporary
 	// directory).
 	ArtifactsDir string
-	Intervals    *intervals.Set
-	Logger       *slog.Logger
+	// ArtifactDrive is the template's vendor-artifacts drive
+	// (framework/artifacts.Prepare; Template then pinned with
+	// artifacts.Pin), "" for none. A saved guest is only resumed with the
+	// drive it was provisioned with: it is part of the key, as in verify.
+	ArtifactDrive string
+	Intervals     *intervals.Set
+	Logger        *slog.Logger
 }
 
 // FindSaved returns the template's saved guest, provisioning and saving
@@ -75,12 +80,17 @@ func FindSaved(ctx context.Context, in SavedInput) (*Guest, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Guest{Template: in.Template, Image: in.Image, Arch: in.Arch, Store: store, Key: key}
+	key = provisioned.DriveKey(key, in.ArtifactDrive)
+	g := &Guest{Template: in.Template, Image: in.Image, Arch: in.Arch, Store: store, Key: key, ArtifactDrive: in.ArtifactDrive}
 	if e, ok := store.Lookup(key); ok {
 		g.Saved = e
 		return g, nil
 	}
 	if !in.Provision {
+		if old := store.Outdated(in.Template.Name); len(old) > 0 {
+			return nil, fmt.Errorf("%s (%s): %w: the saved guest %s is in format %s, which this version does not resume (%s): `catalog verify %s` or `catalog up` saves it anew",
+				in.Template.Name, in.Arch, ErrNoSavedGuest, old[0].Dir, old[0].Meta.Format, provisioned.Format, in.Template.Name)
+		}
 		return nil, fmt.Errorf("%s (%s): %w: `catalog verify %s` provisions and saves one, or `catalog up` does", in.Template.Name, in.Arch, ErrNoSavedGuest, in.Template.Name)
 	}
 	unlock, err := store.Lock(ctx, key)
@@ -92,47 +102,36 @@ func FindSaved(ctx context.Context, in SavedInput) (*Guest, error) {
 		g.Saved = e
 		return g, nil
 	}
+	for _, old := range store.Outdated(in.Template.Name) {
+		in.logger().Warn("saved guest in an old format is not resumed; provisioning anew", "entry", old.Dir, "format", old.Meta.Format, "want", provisioned.Format)
+	}
 	entry := in.Image.Entry
-	cfg := machine.Config{
-		Template:     in.Template,
-		Image:        machineImage(in.Image, &entry),
-		Arch:         in.Arch,
-		Accel:        in.Accel,
-		ArtifactsDir: in.ArtifactsDir,
-		Intervals:    in.Intervals,
-		Logger:       in.Logger,
-	}
-	start := time.Now()
-	m, err := machine.Start(ctx, cfg)
+	e, _, err := provisioned.Provision(ctx, provisioned.ProvisionInput{Store: store, Key: key,
+		Config: machine.Config{
+			Template:      in.Template,
+			Image:         machineImage(in.Image, &entry),
+			Arch:          in.Arch,
+			Accel:         in.Accel,
+			ArtifactsDir:  in.ArtifactsDir,
+			ArtifactDrive: in.ArtifactDrive,
+			Intervals:     in.Intervals,
+			Logger:        in.Logger,
+		},
+		// savevm/migration refuses while a 9p share is mounted (mounts.go).
+		BeforeSave: unmountForSave,
+		Meta:       provisioned.Meta{Template: in.Template.Name, Image: in.Image.Source, Digest: in.Image.Digest, Base: in.Image.Disk}})
 	if err != nil {
-		return nil, err
-	}
-	st, err := store.Stage()
-	if err != nil {
-		_ = m.Close(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	accel := m.Accelerator().Used
-	if err := unmountForSave(ctx, m); err != nil { // mounts.go: savevm needs the 9p shares unmounted
-		st.Abort()
-		_ = m.Close(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	if _, err := m.Snapshot(ctx, provisioned.SnapshotName, st.Dir); err != nil {
-		st.Abort()
-		_ = m.Close(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("saving the provisioned guest: %w", err)
-	}
-	e, err := st.Commit(provisioned.Meta{
-		Key: key, Template: in.Template.Name, Image: in.Image.Source, Digest: in.Image.Digest, Base: in.Image.Disk,
-		Accel: accel, Snapshot: provisioned.SnapshotName, ProvisionSeconds: time.Since(start).Seconds(),
-	})
-	if err != nil {
-		st.Abort()
 		return nil, err
 	}
 	g.Saved = e
 	return g, nil
+}
+
+func (in SavedInput) logger() *slog.Logger {
+	if in.Logger != nil {
+		return in.Logger
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 func machineImage(img *image.Artifact, entry *catalog.Image) machine.Image {
@@ -146,30 +145,20 @@ func (g *Guest) resumeConfig() (machine.Config, error) {
 	if e == nil {
 		return machine.Config{}, errors.New("instance: Guest.Saved is nil")
 	}
-	clientKey, err := os.ReadFile(e.Path(provisioned.FileClientKey))
-	if err != nil {
-		return machine.Config{}, err
-	}
-	hostKey, err := os.ReadFile(e.Path(provisioned.FileHostKey))
-	if err != nil {
-		return machine.Config{}, err
-	}
 	entry := g.Image.Entry
-	return machine.Config{
+	return e.ResumeConfig(machine.Config{
 		Template: g.Template,
 		Image:    machineImage(g.Image, &entry),
 		Arch:     g.Arch,
-		Resume: &machine.Resume{
-			Disk: e.Path(provisioned.FileDisk), Snapshot: e.Meta.Snapshot, Seed: e.Path(provisioned.FileSeed),
-			ClientKey: clientKey, HostKey: hostKey, Accel: e.Meta.Accel,
-		},
+		// The same read-only drive it was provisioned with (part of Key).
+		ArtifactDrive: g.ArtifactDrive,
 		// The saved guest was ready (its probes passed) when it was saved.
 		SkipProbes: true,
-	}, nil
+	})
 }
 
 // start resumes the saved guest under its lock: verify replaces an entry
-// it cannot resume, and the copy of its disk must not see that happen.
+// it cannot resume, and QEMU must have opened its files before that.
 func (g *Guest) start(ctx context.Context, cfg machine.Config) (*machine.Machine, error) {
 	if g.Store != nil && g.Key != "" {
 		unlock, err := g.Store.Lock(ctx, g.Key)

@@ -39,7 +39,7 @@ func (m *Machine) Detach() error {
 
 // Discard ends a disposable machine at once: no guest logs are collected
 // and no ACPI powerdown is waited for (nothing in the guest is kept), QEMU
-// gets `quit` and then SIGKILL, and the run dir is removed. Like Close it
+// gets SIGKILL at once (no `quit` round trip), and the run dir is removed. Like Close it
 // is idempotent and leaves nothing behind; it is what a `run --rm` guest
 // ends with, where the seconds Close spends on a graceful shutdown would
 // be the larger part of the run.

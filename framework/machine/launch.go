@@ -96,10 +96,15 @@ func (m *Machine) launch(ctx context.Context) (string, error) {
 		spec.Drives = append(spec.Drives, qemu.Drive{Path: m.cfg.ArtifactDrive, Format: "raw", ReadOnly: true})
 	}
 	accel := m.cfg.Accel
+	if m.ramFile != "" {
+		spec.MemoryFile, spec.MemoryShared = m.ramFile, true
+	}
 	if r := m.cfg.Resume; r != nil {
-		spec.LoadVM = r.Snapshot
+		spec.Seed = r.Seed // read-only, used in place
+		spec.MemoryFile = r.RAM
+		spec.Incoming = true
 		if r.Accel != "" {
-			accel = r.Accel // a snapshot resumes under the accelerator it was taken with
+			accel = r.Accel // a saved guest resumes under the accelerator it was saved with
 		}
 	}
 	for _, pf := range t.PortForwards {

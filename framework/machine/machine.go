@@ -101,6 +101,12 @@ type Config struct {
 	// device of the saved set, so a resumed guest keeps its device
 	// addresses): framework/instance exports --mount shares with them.
 	ExtraQEMUArgs []string
+	// Saveable keeps guest RAM in a shared memory file (on /dev/shm when
+	// there is one) so that Save can keep the ready guest: its RAM is that
+	// file, and the migration stream holds only the device state. Set it
+	// on a boot that is going to be saved: a resume needs the same device
+	// and memory set.
+	Saveable bool
 	// InsecureHostWritable exports read-only mounts writable on the host
 	// (the guest still mounts them ro): only for tests that show the
 	// isolation suite catches a mount that is read-only in the guest only.
@@ -151,6 +157,8 @@ type Machine struct {
 
 	mounts []SandboxMount
 	proxy  *netpolicy.Proxy
+	// ramFile backs guest RAM of a Saveable machine (removed on stop).
+	ramFile string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -285,9 +293,16 @@ func (m *Machine) start(ctx context.Context) error {
 	}
 	if m.cfg.Resume != nil {
 		// A resumed guest is ready as it was saved: no kernel, no init, no
-		// cloud-init to wait for; SSH answers once QEMU has loaded the RAM.
+		// cloud-init to wait for. Its device state is loaded (RAM comes in
+		// by page faults from the saved memory file), it runs on, and SSH
+		// answers at once.
+		if err := m.eng.run(ctx, phase{name: PhaseLoad, deadline: m.bootStart.Add(get(IntervalSSH)),
+			hint: "QEMU did not load the saved guest's state: the saved guest may not match this QEMU or its device set (see qemu.log); run with --no-reuse",
+			run:  m.loadState}); err != nil {
+			return err
+		}
 		if err := m.eng.run(ctx, phase{name: PhaseSSH, deadline: m.bootStart.Add(get(IntervalSSH)),
-			hint: "the resumed guest did not answer SSH: the snapshot may not match this QEMU (see qemu.log); run with --no-reuse",
+			hint: "the resumed guest did not answer SSH: the saved guest may not match this QEMU (see qemu.log); run with --no-reuse",
 			run:  m.waitResumedSSH}); err != nil {
 			return err
 		}
@@ -345,6 +360,9 @@ func (m *Machine) prepare(ctx context.Context) (string, error) {
 	if m.cfg.Resume != nil {
 		return m.prepareResume(ctx)
 	}
+	if m.cfg.Saveable {
+		m.ramFile = qemu.MemoryFileFor(m.rd.Path())
+	}
 	keyDir := m.rd.File("ssh")
 	var err error
 	if m.clientKey, err = sshx.NewKeyPair(keyDir, "guestcatalog-"+m.name); err != nil {
@@ -383,10 +401,14 @@ func (m *Machine) prepare(ctx context.Context) (string, error) {
 
 // waitSSH dials until sshd answers with the pinned host key.
 func (m *Machine) waitSSH(ctx context.Context) (string, error) {
+	return m.dialSSH(ctx, 200*time.Millisecond)
+}
+
+func (m *Machine) dialSSH(ctx context.Context, retry time.Duration) (string, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", m.sshPort)
 	c, err := sshx.WaitDial(ctx, addr, m.cfg.Template.User.Name, m.clientKey.Signer, m.hostKey.PublicKey, sshx.Options{
 		Logger:        m.logger,
-		RetryInterval: 200 * time.Millisecond,
+		RetryInterval: retry,
 		IdentityFile:  m.clientKey.PrivateKeyPath,
 	})
 	if err != nil {
@@ -563,6 +585,11 @@ func (m *Machine) stop(ctx context.Context, graceful bool) error {
 		if m.ssh != nil {
 			m.ssh.Close()
 		}
+		if m.vm != nil && !graceful {
+			// Nothing in a discarded guest is kept: SIGKILL at once
+			// rather than a QMP quit and its reply.
+			m.vm.Kill()
+		}
 		if m.vm != nil {
 			if err := m.vm.Shutdown(ctx, grace); err != nil {
 				errs = append(errs, fmt.Errorf("stopping qemu: %w", err))
@@ -576,6 +603,11 @@ func (m *Machine) stop(ctx context.Context, graceful bool) error {
 		}
 		if err := m.closeSandbox(); err != nil {
 			errs = append(errs, fmt.Errorf("stopping the proxy: %w", err))
+		}
+		if m.ramFile != "" {
+			if err := os.Remove(m.ramFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("removing the memory file: %w", err))
+			}
 		}
 		if m.runDir != "" && !m.cfg.KeepRunDir {
 			if err := os.RemoveAll(m.runDir); err != nil {

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,36 +46,65 @@ func ResumeFailure(err error) (reason string, identity, ok bool) {
 	return "resume failed: " + msg, false, true
 }
 
-// Resume starts a machine from a ready guest saved with Snapshot instead
-// of booting and provisioning it.
+// PhaseLoad is the phase of a resumed guest in which QEMU loads the saved
+// device state and the guest runs on.
+const PhaseLoad = "load"
+
+// Resume starts a machine from a ready guest saved with Save instead of
+// booting and provisioning it. No file of it is written: the run gets a
+// thin overlay backed by Disk, RAM mapped copy-on-write from RAM, and the
+// seed read-only.
 type Resume struct {
-	// Disk is a qcow2 holding the snapshot; it is copied for the run (the
-	// snapshot must be in the top image) and never written.
+	// Disk is the saved qcow2 (its backing file the base image): the
+	// backing file of the run's overlay.
 	Disk string
-	// Snapshot names the internal snapshot.
-	Snapshot string
+	// State is the device state (qemu.SaveState); RAM the saved guest RAM.
+	State, RAM string
 	// Seed is the NoCloud seed the guest booted with (the device set must
-	// match the snapshot's).
+	// match the saved one).
 	Seed string
 	// ClientKey is the OpenSSH private key the guest authorizes.
 	ClientKey []byte
 	// HostKey is the guest's host key (OpenSSH private key) to pin.
 	HostKey []byte
-	// Accel the snapshot was taken under; the resumed guest runs under it.
+	// Accel the guest was saved under; the resumed guest runs under it.
 	Accel string
+	// AfterLoad, if set, runs once the saved state is loaded, before the
+	// guest runs on (it is paused): QMP changes to the machine, for
+	// example a device_add.
+	AfterLoad func(ctx context.Context, vm *qemu.Instance) error
 }
 
-// SnapshotFiles are the files Snapshot writes into its directory.
-type SnapshotFiles struct {
-	Disk, Seed, ClientKey, HostKey string
+// SavedFiles are the files Save writes into its directory.
+type SavedFiles struct {
+	Disk, State, RAM, Seed, ClientKey, HostKey string
 }
 
-// prepareResume gives the run a copy of the snapshot disk, the seed and
-// the keys of the saved guest.
+// File names Save uses.
+const (
+	SavedDisk      = "disk.qcow2"
+	SavedState     = "state.bin"
+	SavedRAM       = "ram.bin"
+	SavedSeed      = "seed.iso"
+	SavedClientKey = "id_ed25519"
+	SavedHostKey   = "ssh_host_ed25519"
+)
+
+// SavedIn names the files of a saved guest in dir.
+func SavedIn(dir string) SavedFiles {
+	return SavedFiles{
+		Disk: filepath.Join(dir, SavedDisk), State: filepath.Join(dir, SavedState), RAM: filepath.Join(dir, SavedRAM),
+		Seed: filepath.Join(dir, SavedSeed), ClientKey: filepath.Join(dir, SavedClientKey), HostKey: filepath.Join(dir, SavedHostKey),
+	}
+}
+
+// prepareResume gives the run a thin overlay over the saved disk and the
+// keys of the saved guest. Nothing is copied: the overlay is created
+// while the saved disk and the base image are inspected.
 func (m *Machine) prepareResume(ctx context.Context) (string, error) {
 	r := m.cfg.Resume
-	if r.Disk == "" || r.Snapshot == "" || r.Seed == "" {
-		return "", errors.New("machine: Resume needs Disk, Snapshot and Seed")
+	if r.Disk == "" || r.State == "" || r.RAM == "" || r.Seed == "" {
+		return "", errors.New("machine: Resume needs Disk, State, RAM and Seed")
 	}
 	signer, err := ssh.ParsePrivateKey(r.ClientKey)
 	if err != nil {
@@ -95,94 +125,143 @@ func (m *Machine) prepareResume(ctx context.Context) (string, error) {
 	m.clientKey = &sshx.KeyPair{Signer: signer, PrivateKeyPEM: r.ClientKey, PrivateKeyPath: keyPath}
 	m.hostKey = &sshx.HostKey{PrivatePEM: string(r.HostKey), PublicKey: hostSigner.PublicKey()}
 	start := time.Now()
-	if err := copyFile(ctx, r.Disk, m.rd.File(overlayName)); err != nil {
-		return "", fmt.Errorf("copying the provisioned disk: %w", err)
-	}
-	if err := copyFile(ctx, r.Seed, m.rd.File(seedName)); err != nil {
-		return "", fmt.Errorf("copying the seed: %w", err)
-	}
-	if err := m.checkSavedDisk(ctx, m.rd.File(overlayName)); err != nil {
+	// Inspect (two qemu-img runs) while the overlay is made (a third):
+	// the overlay is not used before both checks passed.
+	checked := make(chan error, 1)
+	go func() { checked <- m.checkSavedDisk(ctx, r.Disk) }()
+	overlay := m.rd.File(overlayName)
+	cerr := qemu.CreateOverlay(ctx, r.Disk, qemu.FormatQcow2, overlay, 0)
+	if err := <-checked; err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("resuming snapshot %s of %s (copied in %s)", r.Snapshot, r.Disk, time.Since(start).Round(time.Millisecond)), nil
+	if cerr != nil {
+		return "", fmt.Errorf("creating the overlay over the saved disk: %w", cerr)
+	}
+	return fmt.Sprintf("overlay over %s (%s)", r.Disk, time.Since(start).Round(time.Millisecond)), nil
 }
 
-// checkSavedDisk inspects the copy of a saved disk before QEMU opens it:
-// a qcow2 whose only reference is its backing file, the base image this
-// machine was given (itself inspected like any disk), holding the
-// snapshot to load.
+// checkSavedDisk inspects a saved disk before QEMU opens it: a qcow2
+// whose only reference is its backing file, the base image this machine
+// was given (itself inspected like any disk), and not smaller than it.
 func (m *Machine) checkSavedDisk(ctx context.Context, disk string) error {
-	base, err := qemu.Inspect(ctx, m.cfg.Image.Disk, m.cfg.Image.Format)
-	if err != nil {
-		return err
+	type res struct {
+		info qemu.ImageInfo
+		err  error
 	}
+	baseCh := make(chan res, 1)
+	go func() {
+		info, err := qemu.Inspect(ctx, m.cfg.Image.Disk, m.cfg.Image.Format)
+		baseCh <- res{info, err}
+	}()
 	info, err := qemu.Info(ctx, disk, qemu.FormatQcow2)
+	b := <-baseCh
+	if b.err != nil {
+		return b.err
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSavedGuestMismatch, err)
 	}
 	wantBase, _ := filepath.Abs(m.cfg.Image.Disk)
 	switch {
 	case info.Format != qemu.FormatQcow2:
-		return fmt.Errorf("%w: %s: format is %q, want qcow2", ErrSavedGuestMismatch, m.cfg.Resume.Disk, info.Format)
+		return fmt.Errorf("%w: %s: format is %q, want qcow2", ErrSavedGuestMismatch, disk, info.Format)
 	case info.DataFile() != "":
-		return fmt.Errorf("%w: %w: %s: format-specific.data.data-file is %q", ErrSavedGuestMismatch, qemu.ErrUnsafeImage, m.cfg.Resume.Disk, info.DataFile())
+		return fmt.Errorf("%w: %w: %s: format-specific.data.data-file is %q", ErrSavedGuestMismatch, qemu.ErrUnsafeImage, disk, info.DataFile())
 	case info.BackingFile != wantBase:
-		return fmt.Errorf("%w: %s: backing-filename is %q, want the base image %s", ErrSavedGuestMismatch, m.cfg.Resume.Disk, info.BackingFile, wantBase)
-	case !info.HasSnapshot(m.cfg.Resume.Snapshot):
-		return fmt.Errorf("%w: %s holds no snapshot %q", ErrSavedGuestMismatch, m.cfg.Resume.Disk, m.cfg.Resume.Snapshot)
-	case info.VirtualSize < base.VirtualSize:
-		return fmt.Errorf("%w: %s is smaller than its base image", ErrSavedGuestMismatch, m.cfg.Resume.Disk)
+		return fmt.Errorf("%w: %s: backing-filename is %q, want the base image %s", ErrSavedGuestMismatch, disk, info.BackingFile, wantBase)
+	case info.VirtualSize < b.info.VirtualSize:
+		return fmt.Errorf("%w: %s is smaller than its base image", ErrSavedGuestMismatch, disk)
 	}
 	return nil
+}
+
+// loadState loads the saved device state into the waiting QEMU, runs the
+// AfterLoad hook and lets the guest run on.
+func (m *Machine) loadState(ctx context.Context) (string, error) {
+	r := m.cfg.Resume
+	st, err := m.vm.LoadState(ctx, r.State)
+	if err != nil {
+		return "", err
+	}
+	if r.AfterLoad != nil {
+		if err := r.AfterLoad(ctx, m.vm); err != nil {
+			return "", fmt.Errorf("after loading the saved state: %w", err)
+		}
+	}
+	if err := m.vm.Continue(ctx); err != nil {
+		return "", fmt.Errorf("running the resumed guest: %w", err)
+	}
+	return fmt.Sprintf("state of %s loaded in %d ms", r.State, st.TotalTime), nil
 }
 
 // waitResumedSSH is waitSSH for a resumed guest: a host key other than the
 // saved one means the saved guest is not what was saved.
 func (m *Machine) waitResumedSSH(ctx context.Context) (string, error) {
-	d, err := m.waitSSH(ctx)
+	// The guest runs already: poll often (a refused dial costs nothing).
+	d, err := m.dialSSH(ctx, 20*time.Millisecond)
 	if errors.Is(err, sshx.ErrHostKeyMismatch) {
 		return "", fmt.Errorf("%w: %w", ErrSavedGuestMismatch, err)
 	}
 	return d, err
 }
 
-// syncClock sets the resumed guest's clock: it wakes up at the time its
-// snapshot was taken.
+// syncClock sets the resumed guest's clock: it wakes up at the time it
+// was saved. The host's time is sent only once the guest's root shell
+// runs (it says "r"), so the second or more sudo takes to start under TCG
+// does not make the clock lag by as much.
 func (m *Machine) syncClock(ctx context.Context) (string, error) {
-	now := time.Now().UTC()
-	_, err := m.ssh.Run(ctx, exec.Cmd{Args: []string{"date", "-u", "-s", "@" + fmt.Sprint(now.Unix())}, Sudo: true})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	var sent time.Time
+	ready := writerFunc(func(p []byte) (int, error) {
+		if sent.IsZero() && bytes.IndexByte(p, 'r') >= 0 {
+			sent = time.Now().UTC()
+			go func() {
+				fmt.Fprintf(pw, "%d.%09d\n", sent.Unix(), sent.Nanosecond())
+				pw.Close()
+			}()
+		}
+		return len(p), nil
+	})
+	_, err := m.ssh.Run(ctx, exec.Cmd{Script: `echo r; read t; date -u -s "@$t" >/dev/null`, Sudo: true, Stdin: pr, Stdout: ready})
 	if err != nil {
 		return "", fmt.Errorf("setting the guest clock: %w", err)
 	}
-	return "clock set to " + now.Format(time.RFC3339), nil
+	return "clock set to " + sent.Format(time.RFC3339Nano), nil
 }
 
-// Snapshot saves the ready guest into dir (a qcow2 with an internal
-// snapshot of RAM and devices, the seed and the SSH keys), then stops it:
-// a later Start with Resume continues from exactly this point. The
-// machine's artifacts are collected first; the machine is closed after.
-func (m *Machine) Snapshot(ctx context.Context, name, dir string) (SnapshotFiles, error) {
-	files := SnapshotFiles{
-		Disk: filepath.Join(dir, "disk.qcow2"), Seed: filepath.Join(dir, "seed.iso"),
-		ClientKey: filepath.Join(dir, "id_ed25519"), HostKey: filepath.Join(dir, "ssh_host_ed25519"),
-	}
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// Save keeps the ready guest in dir, then stops it: its disk (the
+// overlay, moved), its RAM (the machine's memory file, copied sparse),
+// its device state (a migration stream without the RAM), the seed and
+// the SSH keys. A later Start with Resume continues from exactly this
+// point. The machine must be Saveable. Its artifacts are collected first;
+// the machine is closed after.
+func (m *Machine) Save(ctx context.Context, dir string) (SavedFiles, error) {
+	files := SavedIn(dir)
 	if m.vm == nil || m.clientKey == nil || m.hostKey == nil {
-		return files, errors.New("machine.Snapshot: the machine is not running")
+		return files, errors.New("machine.Save: the machine is not running")
+	}
+	if m.ramFile == "" {
+		return files, errors.New("machine.Save: the machine is not Saveable (its RAM is not in a memory file)")
 	}
 	m.collect(ctx)
 	if m.ssh != nil {
 		m.ssh.Close()
 	}
-	// Pause the guest so nothing is written after the snapshot, save it,
-	// and quit without a guest shutdown (quit flushes the overlay).
+	// Pause the guest so that RAM, disk and devices agree, save the device
+	// state, and quit without a guest shutdown (quit flushes the overlay).
 	if _, err := m.vm.Execute(ctx, "stop", nil); err != nil {
 		return files, fmt.Errorf("pausing the guest: %w", err)
 	}
-	if err := m.vm.SaveVM(ctx, name); err != nil {
-		return files, fmt.Errorf("saving snapshot %s: %w", name, err)
+	if _, err := m.vm.SaveState(ctx, files.State); err != nil {
+		return files, fmt.Errorf("saving the guest's state: %w", err)
 	}
 	if _, err := m.vm.Execute(ctx, "quit", nil); err != nil {
-		m.logger.Warn("quit after savevm", "err", err)
+		m.logger.Warn("quit after saving", "err", err)
 	}
 	select {
 	case <-m.vm.Exited():
@@ -197,6 +276,9 @@ func (m *Machine) Snapshot(ctx context.Context, name, dir string) (SnapshotFiles
 			return files, fmt.Errorf("keeping the disk: %w", err)
 		}
 	}
+	if err := copySparse(ctx, m.ramFile, files.RAM); err != nil {
+		return files, fmt.Errorf("keeping the RAM: %w", err)
+	}
 	if err := copyFile(ctx, m.rd.File(seedName), files.Seed); err != nil {
 		return files, fmt.Errorf("keeping the seed: %w", err)
 	}
@@ -207,6 +289,63 @@ func (m *Machine) Snapshot(ctx context.Context, name, dir string) (SnapshotFiles
 		return files, err
 	}
 	return files, m.Close(ctx)
+}
+
+// copySparse copies src to dst leaving holes where src has zero pages:
+// most of a guest's RAM is zero, and a hole costs neither disk nor a
+// read when the resumed guest faults it in.
+func copySparse(ctx context.Context, src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	err = func() error {
+		buf := make([]byte, 1<<20)
+		var off int64
+		for {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			n, rerr := io.ReadFull(in, buf)
+			for p := 0; p < n; p += 4096 {
+				page := buf[p:min(p+4096, n)]
+				if !allZero(page) {
+					if _, err := out.WriteAt(page, off+int64(p)); err != nil {
+						return err
+					}
+				}
+			}
+			off += int64(n)
+			if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+				break
+			}
+			if rerr != nil {
+				return rerr
+			}
+		}
+		return out.Truncate(st.Size())
+	}()
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(dst)
+	}
+	return err
+}
+
+func allZero(b []byte) bool {
+	var zero [4096]byte
+	return bytes.Equal(b, zero[:len(b)])
 }
 
 func copyFile(ctx context.Context, src, dst string) error {

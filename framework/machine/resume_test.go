@@ -22,15 +22,15 @@ func TestIntegrationSnapshotResume(t *testing.T) {
 	tmpl := debianTemplate(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	m, err := Start(ctx, Config{Template: tmpl, Image: img, Accel: qemu.AccelTCG, ArtifactsDir: artifactsDir(t), Logger: newTestLogger(t)})
+	m, err := Start(ctx, Config{Template: tmpl, Image: img, Accel: qemu.AccelTCG, ArtifactsDir: artifactsDir(t), Logger: newTestLogger(t), Saveable: true})
 	require.NoError(t, err)
 	_, err = m.Runner().Run(ctx, exec.Cmd{Script: "echo before-snapshot > /var/tmp/mark", Sudo: true})
 	require.NoError(t, err)
 	dir := t.TempDir()
-	files, err := m.Snapshot(ctx, "ready", dir)
+	files, err := m.Save(ctx, dir)
 	require.NoError(t, err)
 	assert.False(t, processAlive(m.QEMUPid()), "Snapshot stops QEMU")
-	for _, f := range []string{files.Disk, files.Seed, files.ClientKey, files.HostKey} {
+	for _, f := range []string{files.Disk, files.State, files.RAM, files.Seed, files.ClientKey, files.HostKey} {
 		_, err := os.Stat(f)
 		require.NoError(t, err, f)
 	}
@@ -38,10 +38,15 @@ func TestIntegrationSnapshotResume(t *testing.T) {
 	require.NoError(t, err)
 	hostKey, err := os.ReadFile(files.HostKey)
 	require.NoError(t, err)
+	saved := map[string]os.FileInfo{}
+	for _, f := range []string{files.Disk, files.RAM, files.State} {
+		saved[f], err = os.Stat(f)
+		require.NoError(t, err)
+	}
 
 	started := time.Now()
 	r, err := Start(ctx, Config{Template: tmpl, Image: img, ArtifactsDir: artifactsDir(t), Logger: newTestLogger(t),
-		Resume: &Resume{Disk: files.Disk, Snapshot: "ready", Seed: files.Seed, ClientKey: clientKey, HostKey: hostKey, Accel: qemu.AccelTCG}})
+		Resume: &Resume{Disk: files.Disk, State: files.State, RAM: files.RAM, Seed: files.Seed, ClientKey: clientKey, HostKey: hostKey, Accel: qemu.AccelTCG}})
 	require.NoError(t, err)
 	defer r.Close(context.Background())
 	t.Logf("resumed and ready in %s", time.Since(started))
@@ -62,11 +67,11 @@ func TestIntegrationSnapshotResume(t *testing.T) {
 	assert.NotContains(t, names, PhaseKernel, "a resumed guest does not boot")
 	assert.Contains(t, names, PhaseResume)
 
-	// The snapshot disk itself is never written: a second resume works too.
-	info, err := os.Stat(files.Disk)
-	require.NoError(t, err)
+	// The saved files are never written: a second resume works too.
+	for _, f := range []string{files.Disk, files.RAM, files.State} {
+		info, err := os.Stat(f)
+		require.NoError(t, err)
+		assert.Equal(t, info.ModTime(), saved[f].ModTime(), f)
+	}
 	require.NoError(t, r.Close(ctx))
-	after, err := os.Stat(files.Disk)
-	require.NoError(t, err)
-	assert.Equal(t, info.ModTime(), after.ModTime())
 }

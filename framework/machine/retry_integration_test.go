@@ -46,7 +46,7 @@ func TestIntegrationFlakyBootRetriedResumesReseedAndIdentity(t *testing.T) {
 	artifacts := artifactsDir(t)
 	var seen []int
 	m, err := Start(ctx, Config{Template: tmpl, Image: img, Accel: qemu.AccelTCG, ArtifactsDir: artifacts, Logger: newTestLogger(t),
-		RetryInfra: true, SkipProbes: true, attemptHook: panicFirstAttempt(&seen)})
+		RetryInfra: true, SkipProbes: true, Saveable: true, attemptHook: panicFirstAttempt(&seen)})
 	require.NoError(t, err)
 	defer m.Close(context.Background())
 	assert.Equal(t, []int{1, 2}, seen, "retried once")
@@ -61,7 +61,7 @@ func TestIntegrationFlakyBootRetriedResumesReseedAndIdentity(t *testing.T) {
 	assert.FileExists(t, filepath.Join(artifacts, ArtifactSerial), "the second attempt's console")
 
 	dir := t.TempDir()
-	files, err := m.Snapshot(ctx, "ready", dir)
+	files, err := m.Save(ctx, dir)
 	require.NoError(t, err)
 	clientKey, err := os.ReadFile(files.ClientKey)
 	require.NoError(t, err)
@@ -69,7 +69,7 @@ func TestIntegrationFlakyBootRetriedResumesReseedAndIdentity(t *testing.T) {
 	require.NoError(t, err)
 	resume := func(hk []byte) (*Machine, error) {
 		return Start(ctx, Config{Template: tmpl, Image: img, ArtifactsDir: artifactsDir(t), Logger: newTestLogger(t),
-			Resume: &Resume{Disk: files.Disk, Snapshot: "ready", Seed: files.Seed, ClientKey: clientKey, HostKey: hk, Accel: qemu.AccelTCG}})
+			Resume: &Resume{Disk: files.Disk, State: files.State, RAM: files.RAM, Seed: files.Seed, ClientKey: clientKey, HostKey: hk, Accel: qemu.AccelTCG}})
 	}
 	var randoms []string
 	for i := range 2 {

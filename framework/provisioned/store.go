@@ -13,24 +13,33 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+
+	"github.com/guestcatalog/guestcatalog/framework/machine"
 )
 
 // Format versions the entry layout, the way keys are computed and the
-// device set a snapshot was taken with (v2: x86_64 guests carry a vmgenid
-// device, which a v1 snapshot lacks).
-const Format = "guestcatalog-provisioned-v2"
+// device set a guest was saved with (v2: x86_64 guests carry a vmgenid
+// device, which a v1 snapshot lacks; v3: no internal snapshot: RAM in a
+// memory file and the device state in a migration stream, resumed with
+// -incoming into a thin overlay). The key hashes it, so an entry of
+// another format is never resumed (Outdated lists them).
+const Format = "guestcatalog-provisioned-v3"
 
-// File names inside an entry.
+// File names inside an entry (machine.Save writes them).
 const (
-	FileDisk      = "disk.qcow2"       // overlay over the base image, with the snapshot
-	FileClientKey = "id_ed25519"       // the client key the guest authorizes
-	FileHostKey   = "ssh_host_ed25519" // the guest's host key (private, PEM)
-	FileSeed      = "seed.iso"         // the NoCloud seed the guest booted with
-	FileMeta      = "meta.json"        // written last: the commit marker
+	FileDisk      = machine.SavedDisk      // overlay over the base image
+	FileState     = machine.SavedState     // device state (migration stream, no RAM)
+	FileRAM       = machine.SavedRAM       // guest RAM (sparse)
+	FileClientKey = machine.SavedClientKey // the client key the guest authorizes
+	FileHostKey   = machine.SavedHostKey   // the guest's host key (private, PEM)
+	FileSeed      = machine.SavedSeed      // the NoCloud seed the guest booted with
+	FileMeta      = "meta.json"            // written last: the commit marker
 )
 
-// SnapshotName is the internal snapshot holding the ready guest.
-const SnapshotName = "guestcatalog-ready"
+// files an entry must hold besides meta.json.
+func entryFiles() []string {
+	return []string{FileDisk, FileState, FileRAM, FileClientKey, FileHostKey, FileSeed}
+}
 
 // Meta describes an entry.
 type Meta struct {
@@ -40,9 +49,10 @@ type Meta struct {
 	Image    string    `json:"image"`       // source URL or build:<suite>
 	Digest   string    `json:"imageDigest"` // digest of the base image
 	Base     string    `json:"base"`        // the base image path the disk's backing file names
-	Accel    string    `json:"accel"`       // the accelerator the snapshot was taken under
-	Snapshot string    `json:"snapshot"`
+	Accel    string    `json:"accel"`       // the accelerator the guest was saved under
 	Created  time.Time `json:"created"`
+	// Files identify the disk, RAM and state as saved (identity.go).
+	Files map[string]FileID `json:"files,omitempty"`
 	// Seconds provisioning took (kernel to probes), what a reuse saves.
 	ProvisionSeconds float64 `json:"provisionSeconds"`
 }
@@ -65,6 +75,17 @@ func Key(parts ...string) string {
 		fmt.Fprintf(h, "\x00%d:%s", len(p), p)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:24]
+}
+
+// DriveKey is key for a guest that keeps a vendor-artifacts drive
+// attached (drive: its path, "" none): a saved guest is only resumed with
+// the drive it was provisioned with, whose name is a hash of its files and
+// format. Verify and instances both key by it.
+func DriveKey(key, drive string) string {
+	if drive == "" {
+		return key
+	}
+	return Key(key, "artifact-drive", filepath.Base(drive))
 }
 
 // Store is the directory of entries, <cache>/provisioned.
@@ -95,7 +116,7 @@ func (s *Store) Lookup(key string) (*Entry, bool) {
 		_ = os.RemoveAll(dir)
 		return nil, false
 	}
-	for _, f := range []string{FileDisk, FileClientKey, FileHostKey, FileSeed} {
+	for _, f := range entryFiles() {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			_ = os.RemoveAll(dir)
 			return nil, false
@@ -147,10 +168,20 @@ func (st *Staging) Path(name string) string { return filepath.Join(st.Dir, name)
 // Commit checks the staged files, writes meta.json last and renames the
 // staging dir into place (replacing an older entry of the same key).
 func (st *Staging) Commit(m Meta) (*Entry, error) {
-	for _, f := range []string{FileDisk, FileClientKey, FileHostKey, FileSeed} {
+	for _, f := range entryFiles() {
 		if _, err := os.Stat(st.Path(f)); err != nil {
 			return nil, fmt.Errorf("committing provisioned entry: %w", err)
 		}
+	}
+	// Renaming the staging dir keeps inodes and mtimes: identify the
+	// files here.
+	m.Files = map[string]FileID{}
+	for _, f := range identified() {
+		id, err := identify(st.Path(f), true)
+		if err != nil {
+			return nil, fmt.Errorf("committing provisioned entry: %w", err)
+		}
+		m.Files[f] = id
 	}
 	m.Format = Format
 	if m.Created.IsZero() {
@@ -195,4 +226,18 @@ func (s *Store) List() ([]Entry, error) {
 		}
 	}
 	return out, nil
+}
+
+// Outdated lists the entries of template saved in another format: this
+// version does not resume them (the key differs), and says so rather
+// than provisioning silently. `catalog cache prune` removes them.
+func (s *Store) Outdated(template string) []Entry {
+	all, _ := s.List()
+	var out []Entry
+	for _, e := range all {
+		if e.Meta.Template == template && e.Meta.Format != Format {
+			out = append(out, e)
+		}
+	}
+	return out
 }

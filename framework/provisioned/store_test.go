@@ -8,10 +8,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/guestcatalog/guestcatalog/framework/machine"
 )
 
 func stageAll(t *testing.T, st *Staging) {
-	for _, f := range []string{FileDisk, FileClientKey, FileHostKey, FileSeed} {
+	for _, f := range entryFiles() {
 		require.NoError(t, os.WriteFile(st.Path(f), []byte(f), 0o600))
 	}
 }
@@ -46,7 +48,7 @@ func TestCommitLookupAndBrokenEntries(t *testing.T) {
 	assert.False(t, ok)
 
 	stageAll(t, st)
-	e, err := st.Commit(Meta{Key: "k1", Template: "debian-13-docker", Base: baseImg, Snapshot: SnapshotName})
+	e, err := st.Commit(Meta{Key: "k1", Template: "debian-13-docker", Base: baseImg})
 	require.NoError(t, err)
 	unlock()
 	got, ok := s.Lookup("k1")
@@ -77,4 +79,79 @@ func TestLookupRemovesEntryWithMissingFile(t *testing.T) {
 	require.NoError(t, os.Remove(e.Path(FileSeed)))
 	_, ok := s.Lookup("k2")
 	assert.False(t, ok)
+}
+
+// A resume checks the saved files' identity cheaply: a disk rewritten in
+// place (mtime), a RAM file replaced (inode) or a state of other bytes
+// (digest) fails Verify with ErrSavedGuestMismatch; VerifyDigests hashes
+// everything.
+func TestVerifyCatchesChangedFiles(t *testing.T) {
+	for _, tc := range []struct {
+		name, detail string
+		change       func(e *Entry)
+	}{
+		{"disk written", FileDisk, func(e *Entry) {
+			require.NoError(t, os.WriteFile(e.Path(FileDisk), []byte("other!!!!!"), 0o600))
+		}},
+		{"ram replaced", FileRAM, func(e *Entry) {
+			tmp := e.Path(FileRAM) + ".new"
+			require.NoError(t, os.WriteFile(tmp, []byte(FileRAM), 0o600))
+			st, err := os.Stat(e.Path(FileRAM))
+			require.NoError(t, err)
+			require.NoError(t, os.Chtimes(tmp, st.ModTime(), st.ModTime()))
+			require.NoError(t, os.Rename(tmp, e.Path(FileRAM)))
+		}},
+		{"state bytes", FileState, func(e *Entry) {
+			st, err := os.Stat(e.Path(FileState))
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(e.Path(FileState), []byte("STATE.BIN"), 0o600))
+			require.NoError(t, os.Chtimes(e.Path(FileState), st.ModTime(), st.ModTime()))
+		}},
+		{"no identities", "records no file identities", func(e *Entry) { e.Meta.Files = nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(dir)
+			require.NoError(t, err)
+			st, err := s.Stage()
+			require.NoError(t, err)
+			stageAll(t, st)
+			e, err := st.Commit(Meta{Key: "k", Base: dir})
+			require.NoError(t, err)
+			require.NoError(t, e.Verify())
+			require.NoError(t, e.VerifyDigests())
+			tc.change(e)
+			err = e.Verify()
+			require.ErrorIs(t, err, machine.ErrSavedGuestMismatch)
+			assert.Contains(t, err.Error(), tc.detail)
+		})
+	}
+}
+
+// Entries of another format are listed for the report, never looked up.
+func TestOutdatedEntriesAreListedNotResumed(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	require.NoError(t, err)
+	old := filepath.Join(dir, "provisioned", "oldkey")
+	require.NoError(t, os.MkdirAll(old, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(old, FileMeta),
+		[]byte(`{"format":"guestcatalog-provisioned-v2","key":"oldkey","template":"debian-13-containerd"}`), 0o644))
+	got := s.Outdated("debian-13-containerd")
+	require.Len(t, got, 1)
+	assert.Equal(t, old, got[0].Dir)
+	assert.Empty(t, s.Outdated("debian-13-docker"))
+	_, ok := s.Lookup("oldkey")
+	assert.False(t, ok)
+}
+
+// A guest provisioned with an artifacts drive is keyed by the drive's name
+// (a hash of its files): verify and instances find the same saved guest,
+// and a guest saved with another drive (or none) is not resumed with this one.
+func TestDriveKey(t *testing.T) {
+	assert.Equal(t, "k", DriveKey("k", ""))
+	with := DriveKey("k", "/cache/artifact-drives/abc.iso")
+	assert.NotEqual(t, "k", with)
+	assert.Equal(t, with, DriveKey("k", "/elsewhere/abc.iso"), "the drive's name, not its directory")
+	assert.NotEqual(t, with, DriveKey("k", "/cache/artifact-drives/abd.iso"))
 }

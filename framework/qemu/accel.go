@@ -92,7 +92,7 @@ func ResolveAccel(accel string) (string, error) {
 // progress (console.KernelStarted()) within interval accel/kvm-stall; if
 // QEMU exits or the console stalls, that QEMU is killed, its logs are
 // kept as serial-kvm.log and qemu-kvm.log, and the same spec is started
-// under TCG. A spec that resumes a snapshot (LoadVM) is not judged by its
+// under TCG. A spec that resumes a snapshot (LoadVM, Incoming) is not judged by its
 // console (a resumed guest prints nothing): auto then uses TCG; pass the
 // accelerator the snapshot was saved with.
 func Launch(ctx context.Context, spec Spec, accel string, opts ...Option) (*Instance, AccelDecision, error) {
@@ -115,7 +115,7 @@ func Launch(ctx context.Context, spec Spec, accel string, opts ...Option) (*Inst
 
 	var why string
 	switch {
-	case spec.LoadVM != "":
+	case spec.LoadVM != "" || spec.Incoming:
 		why = "auto with loadvm: a resumed guest shows no boot progress to judge KVM by"
 	default:
 		if err := KVMUsable(spec.Arch); err != nil {

@@ -82,6 +82,16 @@ func Cmdline(spec Spec) ([]string, error) {
 	if s.Arch == ArchAarch64 {
 		machine = "virt,gic-version=max"
 	}
+	memMiB := strconv.FormatInt((s.MemoryBytes+(1<<20)-1)>>20, 10)
+	var memObj []string
+	if s.MemoryFile != "" {
+		machine += ",memory-backend=" + MemoryBackendID
+		share := "off"
+		if s.MemoryShared {
+			share = "on"
+		}
+		memObj = []string{"-object", "memory-backend-file,id=" + MemoryBackendID + ",size=" + memMiB + "M,mem-path=" + qopt(s.MemoryFile) + ",share=" + share}
+	}
 	cpu := s.CPU
 	if cpu == "" {
 		cpu = DefaultCPU(s.Arch, s.Accel)
@@ -91,8 +101,9 @@ func Cmdline(spec Spec) ([]string, error) {
 		"-machine", machine,
 		"-cpu", cpu,
 		"-smp", strconv.Itoa(s.CPUs),
-		"-m", strconv.FormatInt((s.MemoryBytes+(1<<20)-1)>>20, 10),
+		"-m", memMiB,
 	)
+	a = append(a, memObj...)
 
 	if s.usesUEFI() {
 		code := s.FirmwareCode
@@ -190,9 +201,16 @@ func Cmdline(spec Spec) ([]string, error) {
 	if s.LoadVM != "" {
 		a = append(a, "-loadvm", s.LoadVM)
 	}
+	if s.Incoming {
+		a = append(a, "-incoming", "defer")
+	}
 	a = append(a, s.ExtraArgs...)
 	return a, nil
 }
+
+// MemoryBackendID names the RAM backend of a spec with MemoryFile: the
+// migration stream names RAM blocks by it, so saver and resumer agree.
+const MemoryBackendID = "pc.ram"
 
 // qopt escapes a value for QEMU's option syntax (a comma is doubled).
 func qopt(v string) string { return strings.ReplaceAll(v, ",", ",,") }

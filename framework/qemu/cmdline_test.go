@@ -229,6 +229,25 @@ func withoutVMGenID(t *testing.T, arch string, argv []string) []string {
 // Every x86_64 guest gets a VM generation ID that is new on each QEMU
 // start (a resumed snapshot reseeds its RNG); aarch64 virt has no such
 // device in QEMU 7.2 (-device help lists none), so it gets none.
+// A saveable machine's RAM is a shared memory file; a resumed one maps
+// the saved file copy-on-write and waits for its state (-incoming defer).
+func TestCmdlineMemoryFileAndIncoming(t *testing.T) {
+	s := baseSpec()
+	s.MemoryFile, s.MemoryShared = "/dev/shm/g-ram", true
+	got, err := Cmdline(s)
+	require.NoError(t, err)
+	line := strings.Join(got, " ")
+	assert.Contains(t, line, "-machine q35,memory-backend=pc.ram -cpu max -smp 2 -m 2048 -object memory-backend-file,id=pc.ram,size=2048M,mem-path=/dev/shm/g-ram,share=on ")
+	assert.NotContains(t, line, "-incoming")
+
+	s.MemoryFile, s.MemoryShared, s.Incoming = "/cache/saved,1/ram.bin", false, true
+	got, err = Cmdline(s)
+	require.NoError(t, err)
+	line = strings.Join(got, " ")
+	assert.Contains(t, line, "mem-path=/cache/saved,,1/ram.bin,share=off ")
+	assert.Equal(t, []string{"-incoming", "defer"}, got[len(got)-2:])
+}
+
 func TestCmdlineVMGenID(t *testing.T) {
 	s := baseSpec()
 	got, err := Cmdline(s)
@@ -304,6 +323,8 @@ func TestCmdlineValidation(t *testing.T) {
 		{"forwards without network", func(s *Spec) { s.NoNetwork = true }, []string{"forwards: set with noNetwork"}},
 		{"no qmp socket", func(s *Spec) { s.QMPSocket = "" }, []string{"qmpSocket: must be set"}},
 		{"debugcon on arm", func(s *Spec) { s.Arch, s.FirmwareVars, s.Debugcon = ArchAarch64, "/v", "/d" }, []string{"debugcon: x86-only"}},
+		{"incoming and loadvm", func(s *Spec) { s.Incoming, s.LoadVM = true, "ready" }, []string{"incoming: set with loadVM (one way to resume)"}},
+		{"shared memory without a file", func(s *Spec) { s.MemoryShared = true }, []string{"memoryShared: set without memoryFile"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

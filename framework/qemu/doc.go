@@ -57,4 +57,14 @@
 // vars as qcow2 (CreateUEFIVars with a .qcow2 name). Loading requires the
 // same device set (the seed must still be attached), the same accelerator
 // and CPU model; host ports of forwards may differ.
+//
+// Saved guests (framework/provisioned) use neither: loadvm needs the
+// snapshot in the top image (a copy of the whole disk per run) and reads
+// all RAM before the guest runs. A Spec with MemoryFile and MemoryShared
+// keeps guest RAM in a file; SaveState then writes only the device state
+// (x-ignore-shared leaves the shared RAM out of the stream, well under a
+// MB). A Spec with MemoryFile (not shared) and Incoming maps the saved RAM
+// copy-on-write and LoadState feeds the state: the guest runs after tens
+// of milliseconds and faults its RAM in as it touches it, over a thin
+// overlay backed by the saved disk; nothing saved is written.
 package qemu

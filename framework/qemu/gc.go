@@ -118,6 +118,9 @@ func Gc(ctx context.Context, opts ...GcOption) (GcResult, error) {
 			errs = append(errs, fmt.Errorf("removing %s: %w", dir, err))
 			continue
 		}
+		if err := os.Remove(MemoryFileFor(dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
 		cfg.log.Info("gc: removed run dir", "dir", dir, "reason", ent.Reason)
 		res.Removed = append(res.Removed, ent)
 	}

@@ -460,7 +460,7 @@ func (i *Instance) pumpEvents(evs <-chan qmp.Event) {
 // past qmp-connect's 30 s more than once.
 func connectTimeout(ivs *intervals.Set, spec Spec) (time.Duration, error) {
 	d, err := ivs.Get("default/qmp-connect", spec.Accel)
-	if err != nil || spec.LoadVM == "" {
+	if err != nil || (spec.LoadVM == "" && !spec.Incoming) {
 		return d, err
 	}
 	l, err := ivs.Get("default/loadvm", spec.Accel)

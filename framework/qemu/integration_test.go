@@ -558,3 +558,56 @@ func TestIntegrationProbe(t *testing.T) {
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// A guest whose RAM is a shared memory file is saved as a device state of
+// well under a MB (SaveState, x-ignore-shared); a new QEMU maps that RAM
+// copy-on-write (Incoming) and goes on counting from where it stopped,
+// and the saved RAM file is not written.
+func TestIntegrationSaveStateAndLoadState(t *testing.T) {
+	requireQEMU(t)
+	dir := t.TempDir()
+	spec := kernelSpec(t, counterInit)
+	spec.MemoryBytes = 128 << 20
+	spec.MemoryFile, spec.MemoryShared = filepath.Join(dir, "ram"), true
+	root := testRoot(t)
+	inst, err := Start(t.Context(), spec, WithRunRoot(root))
+	require.NoError(t, err)
+	waitConsole(t, inst, `TICK 5\b`, 2*time.Minute)
+	_, err = inst.Execute(t.Context(), "stop", nil)
+	require.NoError(t, err)
+	state := filepath.Join(dir, "state, 1.bin") // a comma and a space reach cat quoted
+	st, err := inst.SaveState(t.Context(), state)
+	require.NoError(t, err)
+	require.NoError(t, inst.Shutdown(t.Context(), 0))
+	fi, err := os.Stat(state)
+	require.NoError(t, err)
+	t.Logf("state: %d bytes in %d ms", fi.Size(), st.TotalTime)
+	assert.Less(t, fi.Size(), int64(16<<20), "the RAM stays out of the stream")
+	ram, err := os.Stat(spec.MemoryFile)
+	require.NoError(t, err)
+
+	spec.MemoryShared, spec.Incoming = false, true
+	inst, err = Start(t.Context(), spec, WithRunRoot(root))
+	require.NoError(t, err)
+	defer inst.Shutdown(context.Background(), 0)
+	_, err = inst.LoadState(t.Context(), state)
+	require.NoError(t, err)
+	require.NoError(t, inst.Continue(t.Context()))
+	m := waitConsole(t, inst, `TICK \d+`, time.Minute)
+	n, _ := strconv.Atoi(strings.TrimPrefix(m.Line.Text, "TICK "))
+	assert.Greater(t, n, 5, "counter resumed from the saved state")
+	all, _ := os.ReadFile(inst.SerialLog())
+	assert.NotContains(t, string(all), "Linux version", "a resumed guest does not boot")
+	after, err := os.Stat(spec.MemoryFile)
+	require.NoError(t, err)
+	assert.Equal(t, ram.ModTime(), after.ModTime(), "the saved RAM is mapped copy-on-write")
+
+	// A state QEMU cannot load fails with ErrMigration, not a hang.
+	bad := filepath.Join(dir, "bad.bin")
+	require.NoError(t, os.WriteFile(bad, []byte("not a migration stream"), 0o644))
+	inst2, err := Start(t.Context(), spec, WithRunRoot(root))
+	require.NoError(t, err)
+	defer inst2.Shutdown(context.Background(), 0)
+	_, err = inst2.LoadState(t.Context(), bad)
+	require.ErrorIs(t, err, ErrMigration)
+}

@@ -108,6 +108,17 @@ func (r *RunDir) Path() string { return r.path }
 // File returns the path of a file in the run dir.
 func (r *RunDir) File(name string) string { return filepath.Join(r.path, name) }
 
+// MemoryFileFor is where the guest RAM of a saveable machine in run dir
+// dir is kept: on /dev/shm when there is one (RAM in a file on disk would
+// be written back to the disk all along), else in the run dir. Gc removes
+// it with the run dir.
+func MemoryFileFor(dir string) string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		return filepath.Join("/dev/shm", "guestcatalog-"+filepath.Base(dir)+"-ram")
+	}
+	return filepath.Join(dir, "ram")
+}
+
 // Remove deletes the run dir and everything in it.
 func (r *RunDir) Remove() error {
 	if err := os.RemoveAll(r.path); err != nil {

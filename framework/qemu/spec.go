@@ -127,6 +127,20 @@ type Spec struct {
 	// PIDFile is written by QEMU.
 	PIDFile string
 
+	// MemoryFile backs guest RAM with a file (memory-backend-file): with
+	// MemoryShared the guest writes into it (a machine that will be saved:
+	// SaveState then leaves RAM out of the migration stream, the file holds
+	// it); without, the file is mapped copy-on-write (a resumed guest
+	// starts from the saved RAM, loaded lazily by page faults, and never
+	// writes the file).
+	MemoryFile   string
+	MemoryShared bool
+	// Incoming starts QEMU waiting for a migration stream (-incoming
+	// defer): LoadState feeds it the saved device state. The device set,
+	// memory size, accelerator and CPU model must be the ones SaveState
+	// saved with.
+	Incoming bool
+
 	// LoadVM resumes the named snapshot stored in the overlay (savevm).
 	// The device set (disks, seed, network, firmware) must be the one the
 	// snapshot was saved with, and so must the accelerator and CPU model.
@@ -270,6 +284,12 @@ func (s Spec) Validate() error {
 		add("qmpSocket: must be set")
 	} else if n := len(s.QMPSocket); n >= UnixPathMax {
 		add("qmpSocket: %q is %d bytes; unix socket paths must be shorter than %d: use a shorter run dir root (%s)", s.QMPSocket, n, UnixPathMax, EnvRunRoot)
+	}
+	if s.LoadVM != "" && s.Incoming {
+		add("incoming: set with loadVM (one way to resume)")
+	}
+	if s.MemoryShared && s.MemoryFile == "" {
+		add("memoryShared: set without memoryFile")
 	}
 	if s.Debugcon != "" && s.Arch != ArchX8664 {
 		add("debugcon: x86-only")
