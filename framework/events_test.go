@@ -65,3 +65,28 @@ func TestRecordSpecPrefixAndEvents(t *testing.T) {
 		Elapsed: 2 * time.Second, Detail: "exit 1 ...", Time: evs[1].Time}, evs[1])
 	assert.True(t, r.Reports()[0].IsFlaky(), "two attempts")
 }
+
+// A spec the label filter left out (skipped, no reason) is not part of
+// the run: no line, no check in the report. Without the filter, or with
+// a reason, a skipped spec is recorded.
+func TestRecordSpecLeavesOutFilteredSpecs(t *testing.T) {
+	var lines bytes.Buffer
+	filter := "!suite:isolation || isolation:strict"
+	r := &Run{reports: map[string]*report.Template{}, bootEnds: map[string]time.Time{}, lines: &lines,
+		labelFilter: func() string { return filter }}
+	iso := types.SpecReport{LeafNodeType: types.NodeTypeIt, LeafNodeText: "isolation: mounts/only-declared",
+		State: types.SpecStateSkipped, LeafNodeLabels: []string{"suite:isolation"}}
+	r.RecordSpec("a", iso)
+	assert.Empty(t, lines.String(), "a filtered spec prints no line")
+	assert.Empty(t, r.reports, "nor is it a check of the report")
+
+	withReason := iso
+	withReason.Failure = types.Failure{Message: "no saved guest"}
+	r.RecordSpec("a", withReason)
+	assert.Contains(t, lines.String(), "SKIPPED", "a spec skipped for a reason is recorded")
+
+	lines.Reset()
+	filter = ""
+	r.RecordSpec("a", iso)
+	assert.Contains(t, lines.String(), "SKIPPED", "without a filter a reasonless skip is recorded")
+}

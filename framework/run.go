@@ -37,6 +37,10 @@ type Run struct {
 	linePrefix bool                // "[template] " before check lines
 	params     map[string]string   // --set: every template is resolved with them
 
+	// labelFilter is the suite's label filter (ginkgo.GinkgoLabelFilter;
+	// a test sets its own): a spec it leaves out is not recorded.
+	labelFilter func() string
+
 	testImages func() (testImageData, error) // built once per run
 	tool       version.Info                  // what produced the run, in every report
 

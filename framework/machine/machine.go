@@ -148,12 +148,14 @@ type Machine struct {
 	life       context.Context
 	lifeCancel context.CancelFunc
 
-	mon         *monitor
-	eng         *engine
-	stopWatch   context.CancelFunc
-	watchDone   <-chan struct{}
-	ssh         *sshx.Client
-	cloudStatus *CloudInitStatus
+	mon       *monitor
+	eng       *engine
+	stopWatch context.CancelFunc
+	watchDone <-chan struct{}
+	ssh       *sshx.Client
+	// clockAtLogin: Save installed the clock hook (ClockAtLogin).
+	clockAtLogin bool
+	cloudStatus  *CloudInitStatus
 
 	mounts []SandboxMount
 	proxy  *netpolicy.Proxy

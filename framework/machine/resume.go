@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -69,6 +70,11 @@ type Resume struct {
 	HostKey []byte
 	// Accel the guest was saved under; the resumed guest runs under it.
 	Accel string
+	// ClockAtLogin says the saved guest sets its own clock at the first
+	// SSH login after a resume (Save installed ClockHookPath, see
+	// ClockAtLogin): the resume then sends no time of its own, which
+	// saves a sudo round trip (seconds under TCG).
+	ClockAtLogin bool
 	// AfterLoad, if set, runs once the saved state is loaded, before the
 	// guest runs on (it is paused): QMP changes to the machine, for
 	// example a device_add.
@@ -206,10 +212,15 @@ func (m *Machine) waitResumedSSH(ctx context.Context) (string, error) {
 }
 
 // syncClock sets the resumed guest's clock: it wakes up at the time it
-// was saved. The host's time is sent only once the guest's root shell
-// runs (it says "r"), so the second or more sudo takes to start under TCG
-// does not make the clock lag by as much.
+// was saved. A guest saved with the clock hook (Resume.ClockAtLogin) sets
+// it itself when the first SSH session opens, before any command runs;
+// nothing is sent then. Otherwise the host's time is sent with sudo, only
+// once the guest's root shell runs (it says "r"), so the second or more
+// sudo takes to start under TCG does not make the clock lag by as much.
 func (m *Machine) syncClock(ctx context.Context) (string, error) {
+	if m.cfg.Resume != nil && m.cfg.Resume.ClockAtLogin {
+		return "clock set by the guest from its RTC when the first session opens (" + ClockHookPath + ")", nil
+	}
 	pr, pw := io.Pipe()
 	defer pw.Close()
 	var sent time.Time
@@ -230,6 +241,64 @@ func (m *Machine) syncClock(ctx context.Context) (string, error) {
 	return "clock set to " + sent.Format(time.RFC3339Nano), nil
 }
 
+// ClockHookPath is the guest program Save installs so that a resumed
+// guest takes the host's time by itself: sshd runs it as root through
+// pam_exec when a connection's session opens (before the user's command),
+// and it steps the clock to the RTC, which QEMU keeps at the host's time,
+// when the two are more than 2 s apart: a guest that runs on is never
+// stepped, and the RTC's whole seconds are the precision. Each step is
+// logged (its "before after" epoch seconds) to ClockStepLog.
+const ClockHookPath = "/usr/local/libexec/guestcatalog-resume-clock"
+
+// ClockStepLog is where the clock hook appends "<before> <after>" epoch
+// seconds for every step it made (tmpfs: gone at reboot).
+const ClockStepLog = "/run/guestcatalog-resume-clock"
+
+// clockHook is ClockHookPath's text: bash for $EPOCHSECONDS, so that a
+// session whose clock is right costs one bash and no other process.
+const clockHook = `#!/bin/bash
+# Installed by guestcatalog in a saved guest: run by pam_exec (sshd) as
+# root when a session opens. A resumed guest wakes at the time it was
+# saved; QEMU keeps the RTC at the host's time: step to it when the two
+# are more than 2 s apart.
+read -r rtc < /sys/class/rtc/rtc0/since_epoch || exit 0
+now=$EPOCHSECONDS
+if (( rtc - now > 2 || now - rtc > 2 )); then
+  date -u -s "@$rtc" >/dev/null && echo "$now $rtc" >> ` + ClockStepLog + `
+fi
+exit 0
+`
+
+// installClockHookScript installs clockHook (on stdin) and its pam_exec
+// line in sshd's PAM stack, only where it can work: bash, a readable RTC,
+// pam_exec and an sshd that uses PAM. It fails (and changes nothing)
+// otherwise.
+const installClockHookScript = `set -eu
+command -v bash >/dev/null
+[ -r /sys/class/rtc/rtc0/since_epoch ]
+[ -f /etc/pam.d/sshd ]
+ls /lib/*/security/pam_exec.so /usr/lib/*/security/pam_exec.so /lib/security/pam_exec.so /usr/lib/security/pam_exec.so 2>/dev/null | grep -q .
+PATH="$PATH:/usr/sbin:/sbin" sshd -T 2>/dev/null | grep -qix 'usepam yes'
+install -D -m 0755 /dev/stdin ` + ClockHookPath + `
+grep -q 'guestcatalog-resume-clock' /etc/pam.d/sshd ||
+  printf '%s\n' '# guestcatalog: a resumed guest takes the RTC time at login' 'session optional pam_exec.so quiet ` + ClockHookPath + `' >> /etc/pam.d/sshd
+`
+
+// installClockHook installs the clock hook in the ready guest before it
+// is saved; false (with the reason logged) leaves resumes on the sudo path.
+func (m *Machine) installClockHook(ctx context.Context) bool {
+	_, err := m.ssh.Run(ctx, exec.Cmd{Script: installClockHookScript, Sudo: true, Stdin: strings.NewReader(clockHook)})
+	if err != nil {
+		m.logger.Warn("the guest cannot set its clock at login (bash, RTC, pam_exec or sshd's UsePAM missing); its resumes set the clock with sudo", "err", err)
+		return false
+	}
+	return true
+}
+
+// ClockAtLogin says whether Save installed the clock hook in the saved
+// guest: resumes of it may set Resume.ClockAtLogin.
+func (m *Machine) ClockAtLogin() bool { return m.clockAtLogin }
+
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
@@ -248,9 +317,16 @@ func (m *Machine) Save(ctx context.Context, dir string) (SavedFiles, error) {
 	if m.ramFile == "" {
 		return files, errors.New("machine.Save: the machine is not Saveable (its RAM is not in a memory file)")
 	}
+	if m.ssh != nil {
+		m.clockAtLogin = m.installClockHook(ctx)
+	}
 	m.collect(ctx)
 	if m.ssh != nil {
 		m.ssh.Close()
+		// Let the guest end the closed session before it is frozen, or
+		// every resume would end it again first (waitQuiet).
+		took, quiet := waitQuiet(ctx, m.vm.PID(), 15*time.Second)
+		m.logger.Debug("guest quiet before save", "after", took, "quiet", quiet)
 	}
 	// Pause the guest so that RAM, disk and devices agree, save the device
 	// state, and quit without a guest shutdown (quit flushes the overlay).

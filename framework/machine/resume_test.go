@@ -38,15 +38,21 @@ func TestIntegrationSnapshotResume(t *testing.T) {
 	require.NoError(t, err)
 	hostKey, err := os.ReadFile(files.HostKey)
 	require.NoError(t, err)
+	require.True(t, m.ClockAtLogin(), "Save installs the clock hook in a Debian guest")
 	saved := map[string]os.FileInfo{}
 	for _, f := range []string{files.Disk, files.RAM, files.State} {
 		saved[f], err = os.Stat(f)
 		require.NoError(t, err)
 	}
 
+	// The guest wakes at the time it was saved: let that be well behind
+	// the host's, so that only a clock set on resume passes.
+	const behind = 8 * time.Second
+	time.Sleep(behind)
 	started := time.Now()
 	r, err := Start(ctx, Config{Template: tmpl, Image: img, ArtifactsDir: artifactsDir(t), Logger: newTestLogger(t),
-		Resume: &Resume{Disk: files.Disk, State: files.State, RAM: files.RAM, Seed: files.Seed, ClientKey: clientKey, HostKey: hostKey, Accel: qemu.AccelTCG}})
+		Resume: &Resume{Disk: files.Disk, State: files.State, RAM: files.RAM, Seed: files.Seed, ClientKey: clientKey, HostKey: hostKey, Accel: qemu.AccelTCG,
+			ClockAtLogin: true}})
 	require.NoError(t, err)
 	defer r.Close(context.Background())
 	t.Logf("resumed and ready in %s", time.Since(started))
@@ -59,7 +65,21 @@ func TestIntegrationSnapshotResume(t *testing.T) {
 	var guest int64
 	_, err = fmt.Sscan(out, &guest)
 	require.NoError(t, err)
-	assert.InDelta(t, time.Now().Unix(), guest, 30, "the resumed guest's clock follows the host")
+	assert.InDelta(t, time.Now().Unix(), guest, 2, "the resumed guest's clock follows the host")
+	// The host sent no time (ClockAtLogin): the guest's hook stepped its
+	// clock, by about the time the guest was saved; without the hook the
+	// guest would be that far behind.
+	steps, err := exec.Output(ctx, r.Runner(), "cat", ClockStepLog)
+	require.NoError(t, err, "the clock hook logged no step")
+	var before, after int64
+	_, err = fmt.Sscan(steps, &before, &after)
+	require.NoError(t, err, "step log %q", steps)
+	assert.GreaterOrEqual(t, after-before, int64(behind/time.Second)-2, "the hook stepped the clock forward by the time the guest was saved")
+	for _, p := range r.Phases() {
+		if p.Name == PhaseResume {
+			assert.Contains(t, p.Detail, "by the guest", "the host did not send its time")
+		}
+	}
 	var names []string
 	for _, p := range r.Phases() {
 		names = append(names, p.Name)

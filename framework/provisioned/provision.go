@@ -27,7 +27,7 @@ func (e *Entry) ResumeConfig(cfg machine.Config) (machine.Config, error) {
 	}
 	cfg.Resume = &machine.Resume{
 		Disk: e.Path(FileDisk), State: e.Path(FileState), RAM: e.Path(FileRAM), Seed: e.Path(FileSeed),
-		ClientKey: clientKey, HostKey: hostKey, Accel: e.Meta.Accel,
+		ClientKey: clientKey, HostKey: hostKey, Accel: e.Meta.Accel, ClockAtLogin: e.Meta.ClockAtLogin,
 	}
 	return cfg, nil
 }
@@ -82,6 +82,7 @@ func Provision(ctx context.Context, in ProvisionInput) (*Entry, *machine.Machine
 	}
 	meta := in.Meta
 	meta.Key, meta.Accel, meta.ProvisionSeconds = in.Key, accel, time.Since(start).Seconds()
+	meta.ClockAtLogin = m.ClockAtLogin()
 	e, err := st.Commit(meta)
 	if err != nil {
 		st.Abort()

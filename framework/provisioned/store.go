@@ -55,6 +55,9 @@ type Meta struct {
 	Files map[string]FileID `json:"files,omitempty"`
 	// Seconds provisioning took (kernel to probes), what a reuse saves.
 	ProvisionSeconds float64 `json:"provisionSeconds"`
+	// ClockAtLogin: the saved guest sets its clock itself at the first
+	// login after a resume (machine.ClockHookPath).
+	ClockAtLogin bool `json:"clockAtLogin,omitempty"`
 }
 
 // Entry is a committed provisioned guest.
