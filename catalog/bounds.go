@@ -53,6 +53,11 @@ func (c *checker) bounds(t *Template) {
 		for i, r := range e.Requires {
 			c.text(indexPath("engine.requires", i)+".reason", r.Reason, false)
 		}
+		for i, u := range e.Unpinned {
+			f := indexPath("engine.unpinned", i)
+			c.text(f+".what", u.What, false)
+			c.text(f+".reason", u.Reason, false)
+		}
 	}
 	if u := t.User; u != nil && u.Shell != "" && strings.ContainsFunc(u.Shell, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) {
 		c.errf("user.shell", "must be a path without spaces or control characters, not %s", strconv.Quote(u.Shell))

@@ -18,7 +18,7 @@ overriding earlier ones, and the document itself overrides them all:
 
 - **Scalars and pointers** (~cpus~, ~memory~, ~disk~): the nearest value that is set wins.
 - **~distro~, ~engine~, ~user~**: merged field by field, the nearest set field wins;
-  ~engine.requires~ and ~user.groups~ are unions (bases first, duplicates dropped).
+  ~engine.requires~, ~engine.unpinned~ and ~user.groups~ are unions (bases first, duplicates dropped).
 - **Maps** (~env~, ~params~): merged key by key, the nearest value wins.
 - **~images~**: alternatives, so the nearest non-empty list replaces the others.
 - **~provision~, ~probes~, ~checks~, ~portForwards~, ~mounts~**: concatenated, bases first in
@@ -158,6 +158,11 @@ func (comp *composition) merge(d *document) {
 				dst.Engine.Requires = append(dst.Engine.Requires, r)
 			}
 		}
+		for _, u := range s.Unpinned {
+			if !slices.Contains(dst.Engine.Unpinned, u) {
+				dst.Engine.Unpinned = append(dst.Engine.Unpinned, u)
+			}
+		}
 	}
 	if len(src.Images) > 0 {
 		dst.Images = cloneImages(src.Images)
@@ -237,6 +242,7 @@ func (t *Template) DeepCopy() *Template {
 	if t.Engine != nil {
 		e := *t.Engine
 		e.Requires = slices.Clone(t.Engine.Requires)
+		e.Unpinned = slices.Clone(t.Engine.Unpinned)
 		c.Engine = &e
 	}
 	c.Images = cloneImages(t.Images)

@@ -169,6 +169,21 @@ func TestInvalidFixtures(t *testing.T) {
 		warns: []string{
 			`testdata/invalid-checks.yaml:28:71: images[0].noDigest: no digest, the download is not verified: test`,
 		},
+	}, {
+		file: "invalid-unpinned.yaml",
+		errs: []string{
+			`testdata/invalid-unpinned.yaml:9:14: engine.unpinned[1].what: must be set`,
+			`testdata/invalid-unpinned.yaml:10:45: engine.unpinned[2].reason: must be set`,
+			`testdata/invalid-unpinned.yaml:11:45: engine.unpinned[3].reason: must not be blank`,
+			`testdata/invalid-unpinned.yaml:12:14: engine.unpinned[4].what: must be at most 512 characters, not 513`,
+			`testdata/invalid-unpinned.yaml:13:45: engine.unpinned[5].reason: must be at most 512 characters, not 513`,
+			`testdata/invalid-unpinned.yaml:14:14: engine.unpinned[6].what: must not contain the control character \x1b`,
+			`testdata/invalid-unpinned.yaml:15:45: engine.unpinned[7].reason: must not contain the control character \a`,
+			`testdata/invalid-unpinned.yaml:16:14: engine.unpinned[8].what: must be one URL or image reference, without spaces, not "git clone https://f.example.org"`,
+			`testdata/invalid-unpinned.yaml:17:14: engine.unpinned[9].what: "https://get.example.org" is already declared by engine.unpinned[0]`,
+			`testdata/invalid-unpinned.yaml:18:7: engine.unpinned[10].what: must be set`,
+			`testdata/invalid-unpinned.yaml:25:3: engine.unpinned: must list at most 32 downloads, not 33`,
+		},
 	}}
 	seen := map[string]bool{}
 	for _, tt := range tests {

@@ -111,6 +111,7 @@ func TestSchemaRejectsWhatGoRejects(t *testing.T) {
 		"invalid-name.yaml":               true,
 		"invalid-engine-coverage.yaml":    true,
 		"invalid-checks.yaml":             true,
+		"invalid-unpinned.yaml":           true,
 		"invalid-duplicate-key.yaml":      false, // not even YAML: the parser rejects it
 		"invalid-base-cycle.yaml":         false,
 		"invalid-unknown-base.yaml":       false,

@@ -125,6 +125,21 @@ type Engine struct {
 	// Requires names what provisioning needs that may be unavailable
 	// (`internet`): a run without it reports SKIPPED with this reason.
 	Requires []Requirement `yaml:"requires,omitempty" json:"requires,omitempty"`
+	// Unpinned lists what the guest downloads that the catalog does not
+	// pin (no digest, no signed distro repository): an installer script, a
+	// git clone, container images pulled by tag. verify, up and run skip
+	// such a template unless --allow-unpinned (GUESTCATALOG_ALLOW_UNPINNED)
+	// is given; report.json then lists each item.
+	Unpinned []Unpinned `yaml:"unpinned,omitempty" json:"unpinned,omitempty" jsonschema:"maxItems=32"`
+}
+
+// Unpinned is one download the guest makes without a pin.
+type Unpinned struct {
+	// What is downloaded: a URL, a git repository at a tag, an image
+	// reference (registry.k8s.io/kube-apiserver:v1.35.0).
+	What string `yaml:"what" json:"what" jsonschema:"required,minLength=1,maxLength=512"`
+	// Reason says who downloads it and why it cannot be pinned yet.
+	Reason string `yaml:"reason" json:"reason" jsonschema:"required,minLength=1,maxLength=512"`
 }
 
 // Requirement is something the provisioning needs from outside the guest.

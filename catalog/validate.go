@@ -292,6 +292,7 @@ func checkDocument(t *Template, loc func(string) Position) (Problems, Problems) 
 		}
 	}
 	c.artifacts(t)
+	c.unpinned(t)
 	c.bounds(t)
 	c.sandbox(t)
 	return c.errs, c.warns
