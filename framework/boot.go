@@ -27,8 +27,9 @@ import (
 
 // Boot gets the template's image, boots and provisions its guest and waits
 // until it is ready; it registers the guest's shutdown with DeferCleanup.
-// What cannot run here (offline, an unreachable installer or image) skips
-// the template's specs with the reason; a guest that does not become ready
+// What cannot run here (offline, an unreachable installer or image, a
+// download the catalog does not pin without --allow-unpinned) skips the
+// template's specs with the reason; a guest that does not become ready
 // fails them with the phase, the console tail and the artifacts path.
 func (r *Run) Boot(ctx SpecContext, name string) *Guest {
 	GinkgoHelper()
@@ -43,6 +44,11 @@ func (r *Run) Boot(ctx SpecContext, name string) *Guest {
 	rep.Artifacts = artifacts
 	logger := r.bootLogger()
 
+	// Downloads the catalog cannot pin are refused unless the run allows
+	// them (--allow-unpinned): decided from the template alone, first.
+	if reason := r.checkUnpinned(t, rep); reason != "" {
+		Skip(reason)
+	}
 	if reason := unmetRequirement(ctx, cfg, t); reason != "" {
 		Skip(reason)
 	}

@@ -31,6 +31,8 @@ const (
 	EnvReuse         = "GUESTCATALOG_REUSE"
 	EnvIntervals     = intervals.EnvFile
 	EnvFailOnSkip    = "GUESTCATALOG_FAIL_ON_SKIP"
+	// EnvAllowUnpinned is --allow-unpinned.
+	EnvAllowUnpinned = "GUESTCATALOG_ALLOW_UNPINNED"
 	EnvRunRoot       = qemu.EnvRunRoot
 	// EnvProbeKernel is the kernel `catalog doctor` probes with.
 	EnvProbeKernel = qemu.EnvProbeKernel
@@ -89,6 +91,9 @@ type Config struct {
 	IntervalsFile string
 	// FailOnSkip makes a run whose templates were all skipped fail.
 	FailOnSkip bool
+	// AllowUnpinned runs templates whose guest downloads what the catalog
+	// does not pin (engine.unpinned); without it they are skipped.
+	AllowUnpinned bool
 	// IntervalEnv are GUESTCATALOG_INTERVAL_* overrides (name → value).
 	IntervalEnv map[string]string
 	// RunRoot holds the run directories of QEMU (sockets, overlays):
@@ -202,6 +207,7 @@ func Parse(environ Env) (Config, error) {
 	boolean(EnvReuse, &c.Reuse)
 	str(EnvIntervals, &c.IntervalsFile)
 	boolean(EnvFailOnSkip, &c.FailOnSkip)
+	boolean(EnvAllowUnpinned, &c.AllowUnpinned)
 	for _, kv := range environ {
 		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, intervals.EnvPrefix) {
 			if c.IntervalEnv == nil {

@@ -63,6 +63,7 @@ func TestFromEnvReadsEveryVariable(t *testing.T) {
 		EnvReuse, "no",
 		EnvIntervals, ivals,
 		EnvFailOnSkip, "1",
+		EnvAllowUnpinned, "Yes",
 		"GUESTCATALOG_INTERVAL_ENGINE", "9m",
 		EnvRunRoot, "/rt",
 	))
@@ -71,12 +72,25 @@ func TestFromEnvReadsEveryVariable(t *testing.T) {
 		Templates: []string{"a", "b", "c"}, Catalogs: []string{dir, dir}, Offline: true, Accel: "tcg",
 		Arch: "aarch64", Tier: "nightly", CacheDir: "/c", Mirrors: []string{"https://a/=http://b/"},
 		ArtifactsDir: "/art", ReportDir: "/rep", KeepOnFailure: true, Reuse: false,
-		IntervalsFile: ivals, FailOnSkip: true, IntervalEnv: map[string]string{"GUESTCATALOG_INTERVAL_ENGINE": "9m"},
+		IntervalsFile: ivals, FailOnSkip: true, AllowUnpinned: true, IntervalEnv: map[string]string{"GUESTCATALOG_INTERVAL_ENGINE": "9m"},
 		RunRoot: "/rt",
 	}, c)
 	s, err := c.Intervals()
 	require.NoError(t, err)
 	require.Equal(t, "9m0s", s.MustGet("engine", "tcg").String())
+}
+
+// GUESTCATALOG_ALLOW_UNPINNED is off unless set; empty leaves it off, and
+// 0/false/no turn it off.
+func TestFromEnvAllowUnpinned(t *testing.T) {
+	for v, want := range map[string]bool{"": false, "1": true, "true": true, "YES": true, "0": false, "false": false, "no": false} {
+		c, err := FromEnv(env("HOME", "/home/u", EnvAllowUnpinned, v))
+		require.NoError(t, err, v)
+		require.Equal(t, want, c.AllowUnpinned, "GUESTCATALOG_ALLOW_UNPINNED=%q", v)
+	}
+	c, err := FromEnv(env("HOME", "/home/u"))
+	require.NoError(t, err)
+	require.False(t, c.AllowUnpinned, "unset: unpinned downloads are refused")
 }
 
 func TestFromEnvCacheDir(t *testing.T) {
@@ -98,12 +112,14 @@ func TestFromEnvRefuses(t *testing.T) {
 		EnvIntervals, "/nonexistent/i.yaml",
 		EnvCatalog, "/nonexistent/dir",
 		EnvReuse, "off",
+		EnvAllowUnpinned, "sure",
 	))
 	require.Error(t, err)
 	msg := err.Error()
 	for _, want := range []string{
 		`GUESTCATALOG_OFFLINE: "ture" is not a boolean`,
 		`GUESTCATALOG_REUSE: "off" is not a boolean`,
+		`GUESTCATALOG_ALLOW_UNPINNED: "sure" is not a boolean`,
 		`GUESTCATALOG_ACCEL: "kmv" is not one of auto, kvm, tcg (did you mean "kvm"?)`,
 		`GUESTCATALOG_ARCH: "arm64" is not one of x86_64, aarch64`,
 		`GUESTCATALOG_TIER: "weekly" is not one of nightly, experimental`,

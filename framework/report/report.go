@@ -136,6 +136,10 @@ type Template struct {
 	// each with the digest it was verified against and where that digest
 	// came from (the catalog, or the release's checksum file).
 	VendorArtifacts []VendorArtifact `json:"vendorArtifacts,omitempty"`
+	// Unpinned are the downloads the guest makes without a pin (catalog
+	// engine.unpinned), recorded when the run allowed them
+	// (--allow-unpinned); without that the template is skipped.
+	Unpinned []Unpinned `json:"unpinned,omitempty"`
 	// Tool is the build of guestcatalog that produced the report (module
 	// version, VCS revision, Go version, embedded catalog digest).
 	Tool *version.Info `json:"tool,omitempty"`
@@ -151,6 +155,13 @@ type VendorArtifact struct {
 	Size        int64  `json:"size"`
 	Status      string `json:"status"`
 	InstallPath string `json:"installPath,omitempty"`
+}
+
+// Unpinned is one download the guest made without a pin, and why it has
+// none.
+type Unpinned struct {
+	What   string `json:"what"`
+	Reason string `json:"reason"`
 }
 
 // IsolationResult is one property of an isolation profile.

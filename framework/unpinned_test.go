@@ -1,0 +1,134 @@
+package framework
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/guestcatalog/guestcatalog/framework/config"
+	"github.com/guestcatalog/guestcatalog/framework/report"
+)
+
+const unpinnedTemplates = `apiVersion: guestcatalog.dev/v1alpha1
+kind: Template
+name: team-fetcher
+base: [images/debian-13]
+engine:
+  name: fetcher
+  unpinned:
+    - what: https://get.example.org
+      reason: "the installer script; no published digest"
+    - what: registry.example.org/tool:v1
+      reason: "pulled by tag"
+provision:
+  - mode: system
+    script: "true"
+---
+apiVersion: guestcatalog.dev/v1alpha1
+kind: Template
+name: team-pinned
+base: [images/debian-13]
+engine:
+  name: pinned
+provision:
+  - mode: system
+    script: "true"
+`
+
+// unpinnedRun is a Run over unpinnedTemplates with GUESTCATALOG_ALLOW_UNPINNED
+// set to allow ("" leaves it unset).
+func unpinnedRun(t *testing.T, allow string) *Run {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "t.yaml"), []byte(unpinnedTemplates), 0o644))
+	env := config.Env{"HOME=" + t.TempDir(), config.EnvCatalog + "=" + dir}
+	if allow != "" {
+		env = append(env, config.EnvAllowUnpinned+"="+allow)
+	}
+	cfg, err := config.FromEnv(env)
+	require.NoError(t, err)
+	run, err := NewRun(context.Background(), cfg)
+	require.NoError(t, err)
+	return run
+}
+
+// Without --allow-unpinned a template that declares unpinned downloads is
+// skipped, the reason naming every download and the flag; nothing is
+// recorded as allowed.
+func TestUnpinnedRefused(t *testing.T) {
+	run := unpinnedRun(t, "")
+	tmpl, err := run.Resolve("team-fetcher")
+	require.NoError(t, err)
+	rep := &report.Template{Template: tmpl.Name}
+	reason := run.checkUnpinned(tmpl, rep)
+	assert.Equal(t, "the guest downloads 2 thing(s) the catalog does not pin (engine.unpinned): https://get.example.org, registry.example.org/tool:v1; --allow-unpinned (env GUESTCATALOG_ALLOW_UNPINNED=1) runs it anyway ('catalog show team-fetcher' says why each is unpinned)", reason)
+	assert.Empty(t, rep.Unpinned)
+
+	// A template with nothing unpinned runs, with nothing recorded.
+	pinned, err := run.Resolve("team-pinned")
+	require.NoError(t, err)
+	rep = &report.Template{Template: pinned.Name}
+	assert.Empty(t, run.checkUnpinned(pinned, rep))
+	assert.Empty(t, rep.Unpinned)
+}
+
+// The shipped k8s and usernetes templates are refused by default: their
+// guests pull images by tag and run installers from the network.
+func TestUnpinnedShippedRefused(t *testing.T) {
+	cfg, err := config.FromEnv(config.Env{"HOME=" + t.TempDir()})
+	require.NoError(t, err)
+	run, err := NewRun(context.Background(), cfg)
+	require.NoError(t, err)
+	for name, want := range map[string][]string{
+		"ubuntu-k8s":       {"registry.k8s.io/kube-apiserver", "registry.k8s.io/etcd", "registry.k8s.io/pause", "docker.io/flannel/flannel,", "kube-flannel.yml"},
+		"ubuntu-usernetes": {"https://github.com/rootless-containers/usernetes", "https://get.docker.com", "docker.io/kindest/node"},
+	} {
+		tmpl, err := run.Resolve(name)
+		require.NoError(t, err)
+		reason := UnpinnedRefusal(run.Config(), tmpl)
+		for _, w := range want {
+			assert.Contains(t, reason, w, name)
+		}
+		assert.Contains(t, reason, AllowUnpinnedFlag, name)
+	}
+	// Every other shipped template installs pinned artifacts (k3s, k0s and
+	// rke2 load air-gap image bundles) and signed distro packages only.
+	for _, tt := range run.cat.Templates() {
+		tmpl, err := run.Resolve(tt.Name)
+		require.NoError(t, err)
+		if e := EngineOf(tmpl); e != "k8s" && e != "usernetes" {
+			assert.Empty(t, UnpinnedRefusal(run.Config(), tmpl), tmpl.Name)
+		}
+	}
+}
+
+// With GUESTCATALOG_ALLOW_UNPINNED=1 the template runs and report.json
+// records each unpinned download with its reason.
+func TestUnpinnedAllowedIsRecorded(t *testing.T) {
+	run := unpinnedRun(t, "1")
+	require.True(t, run.Config().AllowUnpinned)
+	tmpl, err := run.Resolve("team-fetcher")
+	require.NoError(t, err)
+	rep := &report.Template{Template: tmpl.Name}
+	assert.Empty(t, run.checkUnpinned(tmpl, rep))
+	want := []report.Unpinned{
+		{What: "https://get.example.org", Reason: "the installer script; no published digest"},
+		{What: "registry.example.org/tool:v1", Reason: "pulled by tag"},
+	}
+	assert.Equal(t, want, rep.Unpinned)
+
+	path := filepath.Join(t.TempDir(), "report.json")
+	require.NoError(t, rep.WriteFile(path))
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var got struct {
+		Unpinned []report.Unpinned `json:"unpinned"`
+	}
+	require.NoError(t, json.Unmarshal(data, &got))
+	assert.Equal(t, want, got.Unpinned)
+}
