@@ -24,6 +24,9 @@ type listEntry struct {
 	Tier        string   `json:"tier"`
 	Description string   `json:"description"`
 	Source      string   `json:"source"`
+	// Unpinned is what the template's guest downloads without a pin
+	// (engine.unpinned); absent when nothing.
+	Unpinned []catalog.Unpinned `json:"unpinned,omitempty"`
 }
 
 func newListCmd(a *app) *cobra.Command {
@@ -39,7 +42,9 @@ aliases, the short names ` + "`catalog verify`" + ` also accepts.
 
 With --output json (or yaml) it prints a JSON array of objects with the keys name, distro
 (<name>-<release>), family, engine ("" for a plain distro), arch (a list),
-aliases, tier, description and source.
+aliases, tier, description and source, and unpinned (what the guest downloads
+without a pin, each with what and reason; absent when nothing) for templates
+that verify, up and run skip unless --allow-unpinned.
 
 A template that does not validate is left out and named on stderr; run
 ` + "`catalog validate`" + ` to see why.`,
@@ -104,6 +109,7 @@ func newListEntry(t *catalog.Template) listEntry {
 	}
 	if t.Engine != nil {
 		e.Engine = t.Engine.Name
+		e.Unpinned = t.Engine.Unpinned
 	}
 	return e
 }

@@ -21,7 +21,9 @@ it as the template's user (each argument one word, as with exec), and removes
 everything afterwards: QEMU, the disk, the run directory. Ctrl-C removes it
 too. catalog exits with the command's exit code. The template needs a saved
 guest (catalog verify or catalog up makes one); run does not provision.
---mount HOST:GUEST[:ro] shares host directories as with up.`,
+--mount HOST:GUEST[:ro] shares host directories as with up. A template whose
+guest downloads what the catalog does not pin (engine.unpinned) is refused
+(SKIPPED, exit 2) unless --allow-unpinned is given.`,
 		Example: `  catalog run --rm --offline debian-containerd -- sh -c 'echo hi; exit 3'
   catalog run --rm --offline debian-containerd -- sudo ctr version
   catalog run --rm --offline --mount ./project:/workspace debian-13-sandbox -- make -C /workspace test`,
@@ -37,7 +39,7 @@ guest (catalog verify or catalog up makes one); run does not provision.
 			if err != nil {
 				return err
 			}
-			e, err := a.instanceEnv(o.arch, o.accel)
+			e, err := o.env(a)
 			if err != nil {
 				return err
 			}

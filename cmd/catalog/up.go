@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/guestcatalog/guestcatalog/catalog"
+	"github.com/guestcatalog/guestcatalog/framework"
 	"github.com/guestcatalog/guestcatalog/framework/artifacts"
 	"github.com/guestcatalog/guestcatalog/framework/config"
 	"github.com/guestcatalog/guestcatalog/framework/image"
@@ -22,11 +23,15 @@ import (
 // guestOptions are the flags of the commands that start a template's
 // guest (up, run).
 type guestOptions struct {
-	arch   string
-	accel  string
-	sets   []string
-	mounts []string
+	arch          string
+	accel         string
+	sets          []string
+	mounts        []string
+	allowUnpinned bool
 }
+
+// allowUnpinnedUsage is --allow-unpinned's help, shared by verify, up and run.
+const allowUnpinnedUsage = "run templates whose guest downloads what the catalog does not pin (engine.unpinned: installer scripts, git clones, images by tag); without it they are SKIPPED (env GUESTCATALOG_ALLOW_UNPINNED)"
 
 // mountFlagUsage is --mount's help, shared by up and run.
 const mountFlagUsage = `share a host directory with the guest over 9p, HOST:GUEST[:ro] (repeatable, at most 8): HOST an existing directory, GUEST an absolute path outside the guest's system directories; :ro is enforced by QEMU on the host side. At a guest path the template mounts, it replaces that mount's host directory. The guest kernel needs 9p (debian-13-sandbox has it)`
@@ -49,6 +54,18 @@ func (o *guestOptions) flags(cmd *cobra.Command, env config.Config) {
 	f.StringArrayVar(&o.sets, "set", nil,
 		"override a param the template declares, NAME=VALUE (repeatable)")
 	f.StringArrayVar(&o.mounts, "mount", nil, mountFlagUsage)
+	f.BoolVar(&o.allowUnpinned, "allow-unpinned", env.AllowUnpinned, allowUnpinnedUsage)
+}
+
+// env is the instance commands' environment with the guest flags that
+// are policy (--allow-unpinned) applied.
+func (o *guestOptions) env(a *app) (*instanceEnv, error) {
+	e, err := a.instanceEnv(o.arch, o.accel)
+	if err != nil {
+		return nil, err
+	}
+	e.cfg.AllowUnpinned = o.allowUnpinned
+	return e, nil
 }
 
 // instanceEnv is what the instance commands share: the configuration,
@@ -108,6 +125,11 @@ func (a *app) guest(ctx context.Context, e *instanceEnv, arg string, sets []stri
 	t := ts[0]
 	if err := instance.CheckMounts(t, mounts); err != nil {
 		return nil, usageError{err}
+	}
+	// Downloads the catalog does not pin: refused unless allowed, before
+	// the image, the artifacts or a guest.
+	if reason := framework.UnpinnedRefusal(e.cfg, t); reason != "" {
+		return nil, usageError{fmt.Errorf("%s SKIPPED: %s", t.Name, reason)}
 	}
 	iopts := []image.Option{image.WithLogger(e.log), image.WithCacheDir(e.cfg.CacheDir)}
 	if e.cfg.Offline {
@@ -185,6 +207,10 @@ the share's device on QEMU's command line and finds it with a PCI rescan, then
 up mounts it over SSH and checks it. :ro is read-only on the host side (QEMU's
 readonly=on), so guest root remounting it read-write gains nothing.
 
+A template whose guest downloads what the catalog does not pin (engine.unpinned)
+is refused (SKIPPED, exit 2) before anything is downloaded or booted, unless
+--allow-unpinned is given.
+
 A template with network egress: proxy gets its allowlisting proxy from a
 helper process that up starts detached (its pid is in the record, 'ps -o json'
 shows it): it serves the guest for as long as QEMU runs, logs every decision
@@ -194,7 +220,8 @@ Enter it with 'catalog shell NAME', 'catalog exec NAME -- CMD...', copy with
 'catalog cp', stop it with 'catalog down NAME'.`,
 		Example: `  catalog up --offline debian-containerd
   catalog up --offline --name box ./my-template.yaml
-  catalog up --offline --name agent --mount ./project:/workspace --mount /usr/share/doc:/reference:ro debian-13-sandbox`,
+  catalog up --offline --name agent --mount ./project:/workspace --mount /usr/share/doc:/reference:ro debian-13-sandbox
+  catalog up --allow-unpinned ubuntu-k8s`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if name != "" {
@@ -206,7 +233,7 @@ Enter it with 'catalog shell NAME', 'catalog exec NAME -- CMD...', copy with
 			if err != nil {
 				return err
 			}
-			e, err := a.instanceEnv(o.arch, o.accel)
+			e, err := o.env(a)
 			if err != nil {
 				return err
 			}

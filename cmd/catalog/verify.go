@@ -45,6 +45,7 @@ type verifyOptions struct {
 	timeout       time.Duration
 	intervals     string
 	failOnSkip    bool
+	allowUnpinned bool
 	quiet         bool
 	output        outputOptions
 }
@@ -81,6 +82,11 @@ artifact path) or SKIPPED (with the reason, e.g. the engine's installer cannot
 be reached), and a summary table (template, arch, accelerator, result, time,
 flaky). With several templates every line carries its [template].
 
+A template whose guest downloads what the catalog does not pin (engine.unpinned:
+an installer script, a git clone, images pulled by tag) is SKIPPED, before
+anything is downloaded or booted, with a reason naming each download;
+--allow-unpinned runs it, and report.json lists those downloads.
+
 --output json prints the events as JSON lines on stdout (keys time,
 template, kind, phase, step, result, seconds, detail) and the human lines on
 stderr.
@@ -94,7 +100,8 @@ verify of the same template starts from it and skips provisioning.
   catalog verify --offline ./my-template.yaml
   catalog verify --offline --report-dir out/reports debian-docker debian-podman
   catalog verify --all --tier nightly --fail-on-skip
-  catalog verify ubuntu-k3s --artifacts out/artifacts --keep-on-failure`,
+  catalog verify ubuntu-k3s --artifacts out/artifacts --keep-on-failure
+  catalog verify --allow-unpinned ubuntu-k8s`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 && !o.all {
 				return usagef("name at least one template (or a template file), or use --all")
@@ -132,6 +139,7 @@ verify of the same template starts from it and skips provisioning.
 		"YAML file overriding named intervals (timeouts), e.g. default/wait-ssh: 5m (env GUESTCATALOG_INTERVALS)")
 	f.BoolVar(&o.failOnSkip, "fail-on-skip", env.FailOnSkip,
 		"exit 1 when every template was SKIPPED (env GUESTCATALOG_FAIL_ON_SKIP)")
+	f.BoolVar(&o.allowUnpinned, "allow-unpinned", env.AllowUnpinned, allowUnpinnedUsage)
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print the verdicts only")
 	addOutputFlag(cmd, &o.output, false, outputTable, outputJSON)
 	return cmd
@@ -148,6 +156,7 @@ func (a *app) verifyConfig(o verifyOptions) config.Config {
 	}
 	c.KeepOnFailure, c.Reuse = o.keepOnFailure, !o.noReuse
 	c.IntervalsFile, c.FailOnSkip = o.intervals, o.failOnSkip
+	c.AllowUnpinned = o.allowUnpinned
 	return c
 }
 
@@ -500,7 +509,7 @@ func (a *app) childArgs(o verifyOptions, p *verifyPlan, name, reportDir string, 
 		"--artifacts", c.ArtifactsDir, "--timeout", o.timeout.String(), "--cache-dir", c.CacheDir,
 		"--keep-on-failure=" + strconv.FormatBool(c.KeepOnFailure), "--no-reuse=" + strconv.FormatBool(!c.Reuse),
 		"--offline=" + strconv.FormatBool(c.Offline), "--no-builtin=" + strconv.FormatBool(c.NoBuiltin),
-		"--fail-on-skip=false"}
+		"--fail-on-skip=false", "--allow-unpinned=" + strconv.FormatBool(c.AllowUnpinned)}
 	if o.labelFilter != "" {
 		args = append(args, "--label-filter", o.labelFilter)
 	}
