@@ -46,6 +46,11 @@ type Entry struct {
 	// local build recipe for the arch and its engine needs nothing from
 	// outside (no `requires`). The workflow then passes --offline.
 	Offline bool `json:"offline"`
+	// AllowUnpinned is true when the template's guest downloads what the
+	// catalog does not pin (engine.unpinned): the nightly runners are
+	// connected, and the workflow passes --allow-unpinned so that such a
+	// template runs, explicitly, rather than being SKIPPED.
+	AllowUnpinned bool `json:"allowUnpinned"`
 	// CacheKey keys actions/cache for the images the entry uses: a hash of
 	// the arch's image URLs and digests, and of its build recipes (with the
 	// baked packages). Templates sharing an image share the key.
@@ -172,13 +177,14 @@ func Build(templates []*catalog.Template, opts Options) (*Matrix, error) {
 			}
 			b := budgets.For(engine, tierOf(t), arch)
 			m.Include = append(m.Include, Entry{
-				Template: t.Name,
-				Arch:     arch,
-				Runner:   runner,
-				Timeout:  b.Timeout,
-				Offline:  offline(t, arch),
-				CacheKey: CacheKey(t, arch),
-				Estimate: b.Estimate,
+				Template:      t.Name,
+				Arch:          arch,
+				Runner:        runner,
+				Timeout:       b.Timeout,
+				Offline:       offline(t, arch),
+				AllowUnpinned: len(t.UnpinnedDownloads()) > 0,
+				CacheKey:      CacheKey(t, arch),
+				Estimate:      b.Estimate,
 			})
 		}
 	}

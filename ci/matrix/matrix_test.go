@@ -86,6 +86,12 @@ func TestBuildSelectsNightlyTemplatesPerArch(t *testing.T) {
 	assert.True(t, byKey["debian-13-docker/x86_64"].Offline, "x86_64 has a build recipe")
 	assert.False(t, byKey["debian-13-docker/aarch64"].Offline, "aarch64 has only a URL")
 	assert.False(t, byKey["ubuntu-24.04-k3s/x86_64"].Offline, "k3s requires the internet")
+	assert.True(t, byKey["ubuntu-24.04-k8s/x86_64"].AllowUnpinned, "k8s declares unpinned downloads: the workflow passes --allow-unpinned")
+	for k, e := range byKey {
+		if k != "ubuntu-24.04-k8s/x86_64" {
+			assert.False(t, e.AllowUnpinned, "%s declares no unpinned download", k)
+		}
+	}
 	assert.Equal(t, 45, byKey["debian-13-docker/x86_64"].Timeout)
 	assert.Equal(t, 90, byKey["debian-13-docker/aarch64"].Timeout, "aarch64 doubles")
 	assert.Equal(t, 90, byKey["ubuntu-24.04-k8s/x86_64"].Timeout, "kubeadm gets longer")
@@ -106,7 +112,8 @@ func TestMatrixJSONIsWhatGitHubExpects(t *testing.T) {
 	require.NoError(t, json.Unmarshal(compact.Bytes(), &generic))
 	require.Len(t, generic["include"], 7)
 	first := generic["include"][0]
-	assert.ElementsMatch(t, []string{"template", "arch", "runner", "timeout", "offline", "cacheKey"}, keys(first))
+	assert.ElementsMatch(t, []string{"template", "arch", "runner", "timeout", "offline", "allowUnpinned", "cacheKey"}, keys(first))
+	assert.Equal(t, false, first["allowUnpinned"])
 	assert.Equal(t, "debian-13-containerd", first["template"])
 	assert.Equal(t, float64(45), first["timeout"])
 	assert.Equal(t, true, first["offline"])

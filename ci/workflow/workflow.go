@@ -277,10 +277,13 @@ func (c Config) verifyJob(setup []step) job {
 				{Key: "TEMPLATE", Value: "${{ matrix.template }}"},
 				{Key: "ARCH", Value: "${{ matrix.arch }}"},
 				{Key: "OFFLINE", Value: "${{ matrix.offline }}"},
+				{Key: "ALLOW_UNPINNED", Value: "${{ matrix.allowUnpinned }}"},
 			},
 			Run: lines(
 				`args=(--arch "$ARCH" --report-dir "reports/$TEMPLATE-$ARCH" --artifacts "artifacts/$TEMPLATE-$ARCH")`,
 				`if [ "$OFFLINE" = true ]; then args+=(--offline); fi`,
+				`# The template's guest downloads what the catalog does not pin (engine.unpinned).`,
+				`if [ "$ALLOW_UNPINNED" = true ]; then args+=(--allow-unpinned); fi`,
 				`go run ./cmd/catalog verify "$TEMPLATE" "${args[@]}"`,
 			),
 		},

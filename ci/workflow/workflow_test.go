@@ -170,6 +170,9 @@ func TestWorkflowShape(t *testing.T) {
 	assert.Contains(t, verify.Run, "--report-dir")
 	assert.Contains(t, verify.Run, "--artifacts")
 	assert.Contains(t, verify.Run, "--offline")
+	assert.Equal(t, "${{ matrix.allowUnpinned }}", verify.Env["ALLOW_UNPINNED"])
+	assert.Contains(t, verify.Run, `if [ "$ALLOW_UNPINNED" = true ]; then args+=(--allow-unpinned); fi`,
+		"rows whose template declares unpinned downloads run explicitly allowed")
 	assert.Less(t, steps["Restore cached images"], steps["Verify ${{ matrix.template }}"])
 	assert.Less(t, steps["Verify ${{ matrix.template }}"], steps["Save cached images"])
 	assert.Equal(t, "${{ always() }}", v.Steps[steps["Upload the report and JUnit"]].If, "JUnit always")

@@ -44,6 +44,10 @@ Each entry carries:
   offline   true when the template verifies with no network: it has a local
             build recipe for the arch and its engine requires nothing from
             outside (the workflow then passes --offline)
+  allowUnpinned
+            true when the template's guest downloads what the catalog does
+            not pin (engine.unpinned): the workflow then passes
+            --allow-unpinned, so that the connected runners run it explicitly
   cacheKey  the actions/cache key of its images: a hash of the arch's image
             URLs and digests and of its build recipes
 
