@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"testing"
 
+	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/guestcatalog/guestcatalog/framework/config"
+	"github.com/guestcatalog/guestcatalog/framework/machine"
 	"github.com/guestcatalog/guestcatalog/framework/report"
 )
 
@@ -131,4 +133,70 @@ func TestUnpinnedAllowedIsRecorded(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(data, &got))
 	assert.Equal(t, want, got.Unpinned)
+}
+
+const bootTemplate = `apiVersion: guestcatalog.dev/v1alpha1
+kind: Template
+name: team-fetcher
+distro: {name: debian, release: "13", family: debian}
+images:
+  - {arch: x86_64, location: "https://example.invalid/d.qcow2", noDigest: test}
+  - {arch: aarch64, location: "https://example.invalid/d-arm64.qcow2", noDigest: test}
+engine:
+  name: fetcher
+  unpinned:
+    - what: https://get.example.org
+      reason: "the installer script; no published digest"
+    - what: registry.example.org/tool:v1
+      reason: "pulled by tag"
+`
+
+// bootSuiteRan: Ginkgo runs one suite per process (go test -count=2 would
+// run the test twice).
+var bootSuiteRan bool
+
+// Boot itself skips the template before anything else: the spec tree of
+// a template that declares unpinned downloads ends SKIPPED with the
+// refusal as its reason, and no image phase started (the image is not
+// even in the cache: --offline would have skipped it with another reason).
+func TestBootSkipsUnpinnedFirst(t *testing.T) {
+	if bootSuiteRan {
+		t.Skip("Ginkgo runs one suite per process")
+	}
+	bootSuiteRan = true
+	dir := t.TempDir()
+	// An image only a download would bring: were the policy not first,
+	// --offline would skip the template for its image.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "t.yaml"), []byte(bootTemplate), 0o644))
+	cfg, err := config.FromEnv(config.Env{"HOME=" + t.TempDir(), config.EnvCatalog + "=" + dir, config.EnvOffline + "=1"})
+	require.NoError(t, err)
+	cfg.ReportDir = t.TempDir()
+	var events []machine.Event
+	run, err := NewRun(context.Background(), cfg, WithEvents(func(e machine.Event) { events = append(events, e) }))
+	require.NoError(t, err)
+	run.labelFilter = func() string { return "" }
+
+	Describe("team-fetcher", Ordered, func() {
+		BeforeAll(func(ctx SpecContext) { run.Boot(ctx, "team-fetcher") })
+		ReportAfterEach(func(r SpecReport) { run.RecordSpec("team-fetcher", r) })
+		It("never runs", func() { Fail("the guest should not have booted") })
+	})
+	suiteConfig, reporterConfig := GinkgoConfiguration()
+	suiteConfig.LabelFilter = ""
+	reporterConfig.Succinct = true
+	RunSpecs(t, "unpinned", suiteConfig, reporterConfig)
+
+	reps := run.Reports()
+	require.Len(t, reps, 1)
+	rep := reps[0]
+	assert.Equal(t, report.Skip, rep.Result)
+	assert.Contains(t, rep.Reason, "the guest downloads 2 thing(s) the catalog does not pin (engine.unpinned): https://get.example.org, registry.example.org/tool:v1; --allow-unpinned")
+	assert.Empty(t, rep.Unpinned, "refused: nothing allowed to record")
+	assert.Empty(t, rep.Phases, "no image phase, no boot")
+	for _, e := range events {
+		assert.NotEqual(t, PhaseImage, e.Phase, "nothing is downloaded: %+v", e)
+	}
+	data, err := os.ReadFile(filepath.Join(cfg.ReportDir, "team-fetcher", "report.json"))
+	require.NoError(t, err)
+	assert.Contains(t, string(data), `"result": "skip"`)
 }
