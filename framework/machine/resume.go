@@ -254,27 +254,27 @@ const ClockHookPath = "/usr/local/libexec/guestcatalog-resume-clock"
 // seconds for every step it made (tmpfs: gone at reboot).
 const ClockStepLog = "/run/guestcatalog-resume-clock"
 
-// clockHook is ClockHookPath's text: bash for $EPOCHSECONDS, so that a
-// session whose clock is right costs one bash and no other process.
-const clockHook = `#!/bin/bash
+// clockHook is ClockHookPath's text: POSIX sh (dash on Debian, the shell
+// that then runs the user's command, so a resumed guest translates its
+// code once) and date, which the step needs anyway.
+const clockHook = `#!/bin/sh
 # Installed by guestcatalog in a saved guest: run by pam_exec (sshd) as
 # root when a session opens. A resumed guest wakes at the time it was
 # saved; QEMU keeps the RTC at the host's time: step to it when the two
 # are more than 2 s apart.
 read -r rtc < /sys/class/rtc/rtc0/since_epoch || exit 0
-now=$EPOCHSECONDS
-if (( rtc - now > 2 || now - rtc > 2 )); then
+now=$(date +%s) || exit 0
+if [ $((rtc - now)) -gt 2 ] || [ $((now - rtc)) -gt 2 ]; then
   date -u -s "@$rtc" >/dev/null && echo "$now $rtc" >> ` + ClockStepLog + `
 fi
 exit 0
 `
 
 // installClockHookScript installs clockHook (on stdin) and its pam_exec
-// line in sshd's PAM stack, only where it can work: bash, a readable RTC,
+// line in sshd's PAM stack, only where it can work: a readable RTC,
 // pam_exec and an sshd that uses PAM. It fails (and changes nothing)
 // otherwise.
 const installClockHookScript = `set -eu
-command -v bash >/dev/null
 [ -r /sys/class/rtc/rtc0/since_epoch ]
 [ -f /etc/pam.d/sshd ]
 ls /lib/*/security/pam_exec.so /usr/lib/*/security/pam_exec.so /lib/security/pam_exec.so /usr/lib/security/pam_exec.so 2>/dev/null | grep -q .
@@ -289,7 +289,7 @@ grep -q 'guestcatalog-resume-clock' /etc/pam.d/sshd ||
 func (m *Machine) installClockHook(ctx context.Context) bool {
 	_, err := m.ssh.Run(ctx, exec.Cmd{Script: installClockHookScript, Sudo: true, Stdin: strings.NewReader(clockHook)})
 	if err != nil {
-		m.logger.Warn("the guest cannot set its clock at login (bash, RTC, pam_exec or sshd's UsePAM missing); its resumes set the clock with sudo", "err", err)
+		m.logger.Warn("the guest cannot set its clock at login (RTC, pam_exec or sshd's UsePAM missing); its resumes set the clock with sudo", "err", err)
 		return false
 	}
 	return true
