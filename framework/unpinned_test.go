@@ -17,18 +17,22 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework/report"
 )
 
-const unpinnedTemplates = `apiVersion: guestcatalog.dev/v1alpha1
-kind: Template
-name: team-fetcher
-base: [images/debian-13]
-engine:
+// fetcherEngine is the engine block of the test templates that declare
+// unpinned downloads.
+const fetcherEngine = `engine:
   name: fetcher
   unpinned:
     - what: https://get.example.org
       reason: "the installer script; no published digest"
     - what: registry.example.org/tool:v1
       reason: "pulled by tag"
-provision:
+`
+
+const unpinnedTemplates = `apiVersion: guestcatalog.dev/v1alpha1
+kind: Template
+name: team-fetcher
+base: [images/debian-13]
+` + fetcherEngine + `provision:
   - mode: system
     script: "true"
 ---
@@ -143,14 +147,7 @@ distro: {name: debian, release: "13", family: debian}
 images:
   - {arch: x86_64, location: "https://example.invalid/d.qcow2", noDigest: test}
   - {arch: aarch64, location: "https://example.invalid/d-arm64.qcow2", noDigest: test}
-engine:
-  name: fetcher
-  unpinned:
-    - what: https://get.example.org
-      reason: "the installer script; no published digest"
-    - what: registry.example.org/tool:v1
-      reason: "pulled by tag"
-`
+` + fetcherEngine
 
 // Boot itself skips the template before anything else: the spec tree of
 // a template that declares unpinned downloads ends SKIPPED with the
