@@ -90,8 +90,10 @@ func profileOf(t *testing.T, tmpl *catalog.Template, insecureHostWritable bool) 
 	bootStart := time.Now()
 	m, err := machine.Start(ctx, machine.Config{
 		Template: tmpl, Accel: intervals.AccelTCG, Home: home, InsecureHostWritable: insecureHostWritable, Intervals: ivals,
-		Image:  machine.Image{Disk: a.Disk, Format: a.Format, Kernel: a.Kernel, Initrd: a.Initrd, Append: a.Append, Firmware: a.Firmware, Entry: &entry},
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		// As verify does: a boot that panics before userspace is retried.
+		RetryInfra: true,
+		Image:      machine.Image{Disk: a.Disk, Format: a.Format, Kernel: a.Kernel, Initrd: a.Initrd, Append: a.Append, Firmware: a.Firmware, Entry: &entry},
+		Logger:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	require.NoError(t, err)
 	t.Logf("guest ready after %.1fs (artifacts %s)", time.Since(bootStart).Seconds(), m.ArtifactsDir())

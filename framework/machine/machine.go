@@ -120,8 +120,12 @@ type Config struct {
 
 	// onLaunch is called once QEMU runs (tests).
 	onLaunch func(*Machine)
-	// attemptHook may change the config of attempt n (1, 2) (tests).
+	// attemptHook may change the config of attempt n (1, 2, ...) (tests).
 	attemptHook func(n int, cfg *Config)
+	// infraRetries is how many times RetryInfra retries (0: once). A test
+	// that makes attempt 1 fail on purpose takes 2, so that a real flaky
+	// boot on attempt 2 does not fail it.
+	infraRetries int
 }
 
 // Machine is a started guest. Close it (idempotent); its QEMU also dies

@@ -22,7 +22,7 @@ func TestIntegrationSnapshotResume(t *testing.T) {
 	tmpl := debianTemplate(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	m, err := Start(ctx, Config{Template: tmpl, Image: img, Accel: qemu.AccelTCG, ArtifactsDir: artifactsDir(t), Logger: newTestLogger(t), Saveable: true})
+	m, err := Start(ctx, Config{Template: tmpl, Image: img, Accel: qemu.AccelTCG, ArtifactsDir: artifactsDir(t), Logger: newTestLogger(t), Saveable: true, RetryInfra: true})
 	require.NoError(t, err)
 	_, err = m.Runner().Run(ctx, exec.Cmd{Script: "echo before-snapshot > /var/tmp/mark", Sudo: true})
 	require.NoError(t, err)

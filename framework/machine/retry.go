@@ -51,44 +51,49 @@ func InfraFailure(err error) bool {
 }
 
 // startWithRetry runs the first attempt and, when it failed before
-// userspace and cfg.RetryInfra is set, one more with a fresh run dir and
-// overlay. The failed attempt's artifacts move to <artifacts>/attempt-1.
+// userspace and cfg.RetryInfra is set, one more (cfg.infraRetries more in
+// tests) with a fresh run dir and overlay. The artifacts of failed attempt
+// N move to <artifacts>/attempt-N.
 func startWithRetry(ctx context.Context, cfg Config) (*Machine, error) {
-	attemptCfg := cfg
-	if cfg.attemptHook != nil {
-		cfg.attemptHook(1, &attemptCfg)
+	retries := 0
+	if cfg.RetryInfra && cfg.Resume == nil {
+		retries = max(cfg.infraRetries, 1)
 	}
-	m, err := startOnce(ctx, attemptCfg)
-	if err == nil || !cfg.RetryInfra || cfg.Resume != nil || ctx.Err() != nil || !InfraFailure(err) {
-		return m, err
+	var failed []Attempt
+	for n := 1; ; n++ {
+		attemptCfg := cfg
+		if cfg.attemptHook != nil {
+			cfg.attemptHook(n, &attemptCfg)
+		}
+		m, err := startOnce(ctx, attemptCfg)
+		if len(failed) > 0 {
+			if m != nil {
+				m.attempts = append([]Attempt(nil), failed...)
+			}
+			var pe *PhaseError
+			if errors.As(err, &pe) {
+				pe.Attempts = append([]Attempt(nil), failed...)
+			}
+		}
+		if err == nil || n > retries || ctx.Err() != nil || !InfraFailure(err) {
+			return m, err
+		}
+		var pe *PhaseError
+		errors.As(err, &pe)
+		a := Attempt{Phase: pe.Phase, Error: firstLine(pe.Err.Error()), ConsoleTail: pe.ConsoleTail, Elapsed: pe.Elapsed}
+		if m != nil {
+			// Kept running for KeepOnFailure: this attempt is over anyway.
+			_ = m.Close(context.WithoutCancel(ctx))
+			a.ArtifactsDir = keepAttemptArtifacts(m.artifacts, n)
+			// The next attempt writes into the same directory.
+			cfg.ArtifactsDir = m.artifacts
+			if m.logger != nil {
+				m.logger.Warn("start failed before userspace; retrying with a fresh overlay",
+					"attempt", n, "phase", a.Phase, "err", a.Error, "artifacts", a.ArtifactsDir)
+			}
+		}
+		failed = append(failed, a)
 	}
-	var pe *PhaseError
-	errors.As(err, &pe)
-	first := Attempt{Phase: pe.Phase, Error: firstLine(pe.Err.Error()), ConsoleTail: pe.ConsoleTail, Elapsed: pe.Elapsed}
-	if m != nil {
-		// Kept running for KeepOnFailure: this attempt is over anyway.
-		_ = m.Close(context.WithoutCancel(ctx))
-		first.ArtifactsDir = keepAttemptArtifacts(m.artifacts, 1)
-		// The second attempt writes into the same directory.
-		cfg.ArtifactsDir = m.artifacts
-	}
-	if m != nil && m.logger != nil {
-		m.logger.Warn("start failed before userspace; retrying once with a fresh overlay",
-			"phase", first.Phase, "err", first.Error, "artifacts", first.ArtifactsDir)
-	}
-	attemptCfg = cfg
-	if cfg.attemptHook != nil {
-		cfg.attemptHook(2, &attemptCfg)
-	}
-	m2, err2 := startOnce(ctx, attemptCfg)
-	if m2 != nil {
-		m2.attempts = []Attempt{first}
-	}
-	var pe2 *PhaseError
-	if errors.As(err2, &pe2) {
-		pe2.Attempts = []Attempt{first}
-	}
-	return m2, err2
 }
 
 // keepAttemptArtifacts moves the artifacts of a failed attempt into

@@ -3,7 +3,7 @@ package machine
 import (
 	"context"
 	"errors"
-	"github.com/guestcatalog/guestcatalog/framework/qemu"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/guestcatalog/guestcatalog/framework/exec"
 	"github.com/guestcatalog/guestcatalog/framework/intervals"
+	"github.com/guestcatalog/guestcatalog/framework/qemu"
 	"github.com/guestcatalog/guestcatalog/framework/sshx"
 )
 
@@ -46,13 +47,19 @@ func TestIntegrationFlakyBootRetriedResumesReseedAndIdentity(t *testing.T) {
 	artifacts := artifactsDir(t)
 	var seen []int
 	m, err := Start(ctx, Config{Template: tmpl, Image: img, Accel: qemu.AccelTCG, ArtifactsDir: artifacts, Logger: newTestLogger(t),
-		RetryInfra: true, SkipProbes: true, Saveable: true, attemptHook: panicFirstAttempt(&seen)})
+		RetryInfra: true, SkipProbes: true, Saveable: true, attemptHook: panicFirstAttempt(&seen),
+		// Attempt 1 fails on purpose; attempt 2 is a real boot, which under
+		// multi-threaded TCG can itself panic now and then (an x86 guest's
+		// code patching races: about 1 in 25 boots here): one more retry
+		// keeps that from failing this test.
+		infraRetries: 2})
 	require.NoError(t, err)
 	defer m.Close(context.Background())
-	assert.Equal(t, []int{1, 2}, seen, "retried once")
+	require.GreaterOrEqual(t, len(seen), 2, "retried")
+	assert.Equal(t, []int{1, 2}, seen[:2])
 	assert.True(t, m.Flaky())
 	att := m.Attempts()
-	require.Len(t, att, 1)
+	require.Len(t, att, len(seen)-1, "one failed attempt per retry")
 	t.Logf("first attempt: %+v", att[0])
 	assert.Contains(t, []string{PhaseKernel, PhaseUserspace}, att[0].Phase)
 	assert.Contains(t, att[0].ConsoleTail, "Kernel panic")
@@ -123,6 +130,44 @@ func TestIntegrationFailureAfterUserspaceIsNotRetried(t *testing.T) {
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, PhaseSSH, pe.Phase)
 	assert.True(t, errors.Is(err, ErrPhaseTimeout), "%v", err)
-	assert.Equal(t, []int{1}, seen, "not retried")
-	assert.Empty(t, pe.Attempts)
+	// The ssh failure ends the start. An attempt before it can only have
+	// failed before userspace (a flaky boot, retried), never at ssh.
+	assert.Len(t, seen, len(pe.Attempts)+1, "one start attempt per recorded failure, the ssh one last")
+	for _, a := range pe.Attempts {
+		assert.Contains(t, []string{PhaseLaunch, PhaseKernel, PhaseUserspace}, a.Phase, "retried only before userspace: %+v", a)
+	}
+}
+
+// TestIntegrationRetryBudget: a start that fails before userspace every
+// time (QEMU refuses an option and exits at launch) is tried 1 + the
+// budget times, and no more; each failed attempt keeps its artifacts in
+// attempt-N and is in the error, the last one being the error itself.
+func TestIntegrationRetryBudget(t *testing.T) {
+	img := debianImage(t)
+	for _, tc := range []struct {
+		name    string
+		retries int
+		want    []int
+	}{{"default is one retry", 0, []int{1, 2}}, {"two retries", 2, []int{1, 2, 3}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			artifacts := artifactsDir(t)
+			var seen []int
+			_, err := Start(ctx, Config{Template: debianTemplate(t), Image: img, Accel: qemu.AccelTCG, ArtifactsDir: artifacts,
+				Logger: newTestLogger(t), ExtraQEMUArgs: []string{"-no-such-option"}, RetryInfra: true, infraRetries: tc.retries,
+				attemptHook: func(n int, _ *Config) { seen = append(seen, n) }})
+			require.Error(t, err)
+			var pe *PhaseError
+			require.ErrorAs(t, err, &pe)
+			assert.Equal(t, PhaseLaunch, pe.Phase, "%v", err)
+			assert.Equal(t, tc.want, seen)
+			require.Len(t, pe.Attempts, len(tc.want)-1)
+			for i, a := range pe.Attempts {
+				assert.Equal(t, PhaseLaunch, a.Phase)
+				assert.Equal(t, filepath.Join(artifacts, fmt.Sprintf("attempt-%d", i+1)), a.ArtifactsDir)
+				assert.DirExists(t, a.ArtifactsDir)
+			}
+		})
+	}
 }
