@@ -5,13 +5,14 @@ E2E       ?= debian-containerd debian-docker debian-podman debian-apptainer
 # aarch64 guests on the x86_64 CI machines are a foreign arch (image built
 # through qemu-user, guest translated by TCG). On an idle 2-core host the
 # arm64 image build takes about 17 minutes and the verify about 5 more, so
-# `make test` runs one aarch64 template, last; more with
+# `make test` runs one aarch64 template, last, its image built in the
+# background during the x86_64 tiers (.ci/e2e-all); more with
 # make test-e2e-aarch64 E2E_AARCH64="debian-containerd debian-docker ...".
 E2E_AARCH64 ?= debian-containerd
 REPORTS   ?= out/reports
 ARTIFACTS ?= out/artifacts
 
-.PHONY: all build test test-short test-integration test-e2e test-e2e-aarch64 test-suites lint bench generate deps verify help
+.PHONY: all build test test-e2e-all test-short test-integration test-e2e test-e2e-aarch64 test-suites lint bench generate deps verify help
 
 all: lint test-short build
 
@@ -24,7 +25,10 @@ deps: ## install the Debian packages the tests and guests need (root; Debian/Ubu
 build: ## build bin/catalog
 	$(GO) build -o bin/catalog ./cmd/catalog
 
-test: lint test-short test-integration test-e2e test-suites test-e2e-aarch64 ## everything CI runs: unit, integration, offline e2e (TCG), one aarch64 template
+test: lint test-short test-integration test-e2e-all ## everything CI runs: unit, integration, offline e2e (TCG), one aarch64 template
+
+test-e2e-all: ## tiers 3 as CI runs them: test-e2e and test-suites while the arm64 image builds, then test-e2e-aarch64
+	GO=$(GO) MAKE=$(MAKE) ARTIFACTS=$(abspath $(ARTIFACTS)) E2E_AARCH64="$(E2E_AARCH64)" ./.ci/e2e-all
 
 test-short: ## tier 1: hermetic unit tests, seconds
 	$(GO) test -short ./...
