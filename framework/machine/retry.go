@@ -66,20 +66,18 @@ func startWithRetry(ctx context.Context, cfg Config) (*Machine, error) {
 			cfg.attemptHook(n, &attemptCfg)
 		}
 		m, err := startOnce(ctx, attemptCfg)
-		if len(failed) > 0 {
-			if m != nil {
-				m.attempts = append([]Attempt(nil), failed...)
-			}
-			var pe *PhaseError
-			if errors.As(err, &pe) {
-				pe.Attempts = append([]Attempt(nil), failed...)
-			}
-		}
-		if err == nil || n > retries || ctx.Err() != nil || !InfraFailure(err) {
-			return m, err
-		}
 		var pe *PhaseError
 		errors.As(err, &pe)
+		if err == nil || n > retries || ctx.Err() != nil || !InfraFailure(err) {
+			// The last attempt: it carries the failed ones before it.
+			if m != nil {
+				m.attempts = failed
+			}
+			if pe != nil {
+				pe.Attempts = failed
+			}
+			return m, err
+		}
 		a := Attempt{Phase: pe.Phase, Error: firstLine(pe.Err.Error()), ConsoleTail: pe.ConsoleTail, Elapsed: pe.Elapsed}
 		if m != nil {
 			// Kept running for KeepOnFailure: this attempt is over anyway.
