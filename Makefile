@@ -37,10 +37,13 @@ test-integration: ## tier 2: real qemu-img, mmdebstrap, cloud-init schema, QEMU 
 	GUESTCATALOG_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 40m $(PKGS_LIB)
 
 test-e2e: ## tier 3: `catalog verify --offline` of the offline templates, and README's own-template example
-	@# A cold debian-docker verify on a terminal (tmux), captured every 2 s into
+	@# A debian-docker verify on a terminal (tmux), captured every 2 s into
 	@# $(ARTIFACTS)/tty-recording: its status line must change at least every 10 s.
+	@# Cold (boot, cloud-init, provisioning) on an empty cache, resumed when the
+	@# cache already holds its saved guest (CI's cache persists between runs).
 	GO=$(GO) ARTIFACTS=$(abspath $(ARTIFACTS)) ./.ci/record-verify-tty --offline --report-dir $(REPORTS)/tty --artifacts $(ARTIFACTS)/tty debian-docker
-	@# The offline templates, piped: one plain line per event (checked, kept in the artifacts).
+	@# The offline templates, piped: one plain line per event (checked, kept in the artifacts);
+	@# each template's phases are a cold boot's or a resume's, as the cache has it.
 	@mkdir -p $(ARTIFACTS)
 	{ $(GO) run ./cmd/catalog verify --offline --report-dir $(REPORTS) --artifacts $(ARTIFACTS) $(E2E) 2>&1; echo $$? >$(ARTIFACTS)/verify-piped.rc; } | tee $(ARTIFACTS)/verify-piped.log
 	@rc=$$(cat $(ARTIFACTS)/verify-piped.rc); [ "$$rc" = 0 ] || { echo "verify exited $$rc"; exit $$rc; }
