@@ -26,7 +26,6 @@ import (
 	"github.com/guestcatalog/guestcatalog/framework/qemu/qemutest"
 )
 
-
 // requireSavedGuest skips unless the cache of the environment holds the
 // template's saved guest (an up would otherwise provision for minutes).
 func requireSavedGuest(t *testing.T, name string) config.Config {

@@ -3,11 +3,14 @@ package provisioned
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"syscall"
 
+	"github.com/guestcatalog/guestcatalog/framework/fsutil"
 	"github.com/guestcatalog/guestcatalog/framework/machine"
 )
 
@@ -16,7 +19,10 @@ import (
 // the mtime, any replacement the inode) of the disk and the RAM, and the
 // digest of the small device state, every time: hashing the disk and the
 // RAM (hundreds of MB) on every resume would cost seconds. Their digests
-// are recorded for a full check (VerifyDigests).
+// are recorded for a full check (VerifyDigests), and for a copied cache:
+// a file whose size matches but whose inode or mtime moved (cp -a, rsync,
+// a tar restore, CI's cache) is hashed once; with the saved digest it is
+// the same file, and its new identity is recorded.
 type FileID struct {
 	Size    int64  `json:"size"`
 	MTimeNs int64  `json:"mtimeNs"`
@@ -62,15 +68,23 @@ func fileDigest(path string) (string, error) {
 
 // Verify is the identity check of an entry before it is resumed: the
 // disk and the RAM as committed (size, mtime, inode), the device state's
-// digest. A failure wraps machine.ErrSavedGuestMismatch: the entry must
-// be discarded and the reason reported. The host key is checked by the
-// resumed guest's SSH handshake.
+// digest. A file of the saved size whose inode or mtime differ (a copied
+// or restored cache) is hashed and compared with its saved digest: the
+// same bytes pass, and the entry's meta.json records the new identities
+// so that the next resume is cheap again (Rerecorded names the files). A
+// failure wraps machine.ErrSavedGuestMismatch: the entry must be
+// discarded and the reason reported. The host key is checked by the
+// resumed guest's SSH handshake. The caller holds the entry's lock or
+// tolerates a concurrent rewrite of meta.json (it is atomic, and two
+// verifiers write the same identities).
 func (e *Entry) Verify() error {
 	if len(e.Meta.Files) == 0 {
 		return fmt.Errorf("%w: %s records no file identities", machine.ErrSavedGuestMismatch, e.Dir)
 	}
+	files := maps.Clone(e.Meta.Files)
+	var moved []string
 	for _, f := range identified() {
-		want, ok := e.Meta.Files[f]
+		want, ok := files[f]
 		if !ok {
 			return fmt.Errorf("%w: %s records no identity for %s", machine.ErrSavedGuestMismatch, e.Dir, f)
 		}
@@ -81,12 +95,42 @@ func (e *Entry) Verify() error {
 		if f != stateFile {
 			got.SHA256 = want.SHA256
 		}
-		if got != want {
-			return fmt.Errorf("%w: %s is not the file saved (size %d, mtime %d, inode %d, %s; saved: size %d, mtime %d, inode %d, %s)",
-				machine.ErrSavedGuestMismatch, e.Path(f), got.Size, got.MTimeNs, got.Inode, got.SHA256, want.Size, want.MTimeNs, want.Inode, want.SHA256)
+		if got == want {
+			continue
 		}
+		if got.Size != want.Size || got.SHA256 != want.SHA256 || want.SHA256 == "" {
+			return mismatch(e.Path(f), got, want)
+		}
+		// Same size, moved inode or mtime: the bytes decide.
+		if got.SHA256, err = fileDigest(e.Path(f)); err != nil {
+			return fmt.Errorf("%w: %w", machine.ErrSavedGuestMismatch, err)
+		}
+		if got.SHA256 != want.SHA256 {
+			return mismatch(e.Path(f), got, want)
+		}
+		files[f] = got
+		moved = append(moved, f)
 	}
+	if len(moved) == 0 {
+		return nil
+	}
+	m := e.Meta
+	m.Files = files
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := fsutil.WriteFileAtomic(e.Path(FileMeta), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("recording the identities of %s's copied files: %w", e.Dir, err)
+	}
+	e.Meta = m
+	e.Rerecorded = moved
 	return nil
+}
+
+func mismatch(path string, got, want FileID) error {
+	return fmt.Errorf("%w: %s is not the file saved (size %d, mtime %d, inode %d, %s; saved: size %d, mtime %d, inode %d, %s)",
+		machine.ErrSavedGuestMismatch, path, got.Size, got.MTimeNs, got.Inode, got.SHA256, want.Size, want.MTimeNs, want.Inode, want.SHA256)
 }
 
 // VerifyDigests hashes the disk, the RAM and the state and compares them

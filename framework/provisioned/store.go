@@ -64,6 +64,9 @@ type Meta struct {
 type Entry struct {
 	Dir  string
 	Meta Meta
+	// Rerecorded names the files whose identity Verify found moved (a
+	// copied cache), checked by digest and recorded anew.
+	Rerecorded []string
 }
 
 // Path of a file in the entry.

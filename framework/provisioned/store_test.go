@@ -2,8 +2,10 @@ package provisioned
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -82,9 +84,9 @@ func TestLookupRemovesEntryWithMissingFile(t *testing.T) {
 }
 
 // A resume checks the saved files' identity cheaply: a disk rewritten in
-// place (mtime), a RAM file replaced (inode) or a state of other bytes
-// (digest) fails Verify with ErrSavedGuestMismatch; VerifyDigests hashes
-// everything.
+// place (mtime, size), a RAM file replaced by other bytes of its size
+// (inode, then the digest) or a state of other bytes (digest) fails
+// Verify with ErrSavedGuestMismatch; VerifyDigests hashes everything.
 func TestVerifyCatchesChangedFiles(t *testing.T) {
 	for _, tc := range []struct {
 		name, detail string
@@ -95,11 +97,14 @@ func TestVerifyCatchesChangedFiles(t *testing.T) {
 		}},
 		{"ram replaced", FileRAM, func(e *Entry) {
 			tmp := e.Path(FileRAM) + ".new"
-			require.NoError(t, os.WriteFile(tmp, []byte(FileRAM), 0o600))
+			require.NoError(t, os.WriteFile(tmp, []byte(strings.ToUpper(FileRAM)), 0o600))
 			st, err := os.Stat(e.Path(FileRAM))
 			require.NoError(t, err)
 			require.NoError(t, os.Chtimes(tmp, st.ModTime(), st.ModTime()))
 			require.NoError(t, os.Rename(tmp, e.Path(FileRAM)))
+		}},
+		{"disk touched, other bytes", FileDisk, func(e *Entry) {
+			require.NoError(t, os.WriteFile(e.Path(FileDisk), []byte(strings.ToUpper(FileDisk)), 0o600))
 		}},
 		{"state bytes", FileState, func(e *Entry) {
 			st, err := os.Stat(e.Path(FileState))
@@ -124,6 +129,78 @@ func TestVerifyCatchesChangedFiles(t *testing.T) {
 			err = e.Verify()
 			require.ErrorIs(t, err, machine.ErrSavedGuestMismatch)
 			assert.Contains(t, err.Error(), tc.detail)
+		})
+	}
+}
+
+// copyEntry copies an entry's files to dst as cp -a, rsync or a tar
+// restore would: new inodes; mtimes kept when keepMtime.
+func copyEntry(t *testing.T, src, dst string, keepMtime bool) {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(dst, 0o755))
+	des, err := os.ReadDir(src)
+	require.NoError(t, err)
+	for _, de := range des {
+		b, err := os.ReadFile(filepath.Join(src, de.Name()))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dst, de.Name()), b, 0o600))
+		if keepMtime {
+			st, err := os.Stat(filepath.Join(src, de.Name()))
+			require.NoError(t, err)
+			require.NoError(t, os.Chtimes(filepath.Join(dst, de.Name()), st.ModTime(), st.ModTime()))
+		}
+	}
+}
+
+// A copied cache (new inodes, mtimes kept or not) holds the same saved
+// guests: Verify hashes the moved files once, accepts them by their saved
+// digests and records their new identities, so the next resume is cheap
+// again. Stop 19's local CI on a copied cache failed every instance test
+// on an inode alone. A copy with one byte changed still fails.
+func TestVerifyAcceptsACopiedEntryByDigest(t *testing.T) {
+	for _, keepMtime := range []bool{true, false} {
+		t.Run(fmt.Sprintf("mtime kept %v", keepMtime), func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(dir)
+			require.NoError(t, err)
+			st, err := s.Stage()
+			require.NoError(t, err)
+			stageAll(t, st)
+			orig, err := st.Commit(Meta{Key: "k", Base: dir})
+			require.NoError(t, err)
+
+			copied, err := Open(filepath.Join(dir, "copy"))
+			require.NoError(t, err)
+			copyEntry(t, orig.Dir, filepath.Join(dir, "copy", "provisioned", "k"), keepMtime)
+			e, ok := copied.Lookup("k")
+			require.True(t, ok)
+			require.NoError(t, e.Verify())
+			assert.ElementsMatch(t, []string{FileDisk, FileRAM, FileState}, e.Rerecorded)
+			for _, f := range identified() {
+				assert.NotEqual(t, orig.Meta.Files[f].Inode, e.Meta.Files[f].Inode, f)
+				assert.Equal(t, orig.Meta.Files[f].SHA256, e.Meta.Files[f].SHA256, f)
+			}
+			again, ok := copied.Lookup("k")
+			require.True(t, ok)
+			assert.Equal(t, e.Meta.Files, again.Meta.Files, "meta.json records the new identities")
+			require.NoError(t, again.Verify())
+			assert.Empty(t, again.Rerecorded, "the second resume is the cheap check")
+
+			// The failing input: a copy whose RAM has other bytes of the same size.
+			bad, err := Open(filepath.Join(dir, "bad"))
+			require.NoError(t, err)
+			copyEntry(t, orig.Dir, filepath.Join(dir, "bad", "provisioned", "k"), keepMtime)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "bad", "provisioned", "k", FileRAM), []byte(strings.ToUpper(FileRAM)), 0o600))
+			be, ok := bad.Lookup("k")
+			require.True(t, ok)
+			before, err := os.ReadFile(be.Path(FileMeta))
+			require.NoError(t, err)
+			err = be.Verify()
+			require.ErrorIs(t, err, machine.ErrSavedGuestMismatch)
+			assert.Contains(t, err.Error(), FileRAM)
+			after, err := os.ReadFile(be.Path(FileMeta))
+			require.NoError(t, err)
+			assert.Equal(t, string(before), string(after), "nothing recorded for a failed entry")
 		})
 	}
 }
