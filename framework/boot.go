@@ -298,8 +298,14 @@ func (r *Run) startMachine(ctx context.Context, cfg *config.Config, t *catalog.T
 	}
 	defer unlock()
 	log := mcfg.Logger
-	if e, ok := store.Lookup(key); ok {
+	if e, ok := store.Lookup(key, img.Disk); ok {
 		m, err := resume(ctx, mcfg, e)
+		if len(e.Rerecorded) > 0 {
+			r.notice(t.Name, fmt.Sprintf("saved guest %s was copied (%s: new inode or mtime); the same bytes by their saved digests, identity recorded anew", e.Dir, strings.Join(e.Rerecorded, ", ")))
+		}
+		if e.MovedFrom != "" {
+			r.notice(t.Name, fmt.Sprintf("saved guest %s was saved over %s (the cache moved); its disk now names %s", e.Dir, e.MovedFrom, e.Meta.Base))
+		}
 		if err == nil {
 			rep.Provisioned = "reused"
 			appendPhases(rep, m, "")
@@ -342,7 +348,7 @@ func (r *Run) startMachine(ctx context.Context, cfg *config.Config, t *catalog.T
 }
 
 func resume(ctx context.Context, mcfg machine.Config, e *provisioned.Entry) (*machine.Machine, error) {
-	cfg, err := e.ResumeConfig(mcfg)
+	cfg, err := e.ResumeConfig(ctx, mcfg)
 	if err != nil {
 		return nil, err
 	}

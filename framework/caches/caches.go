@@ -431,7 +431,7 @@ func (c *Caches) Verify(ctx context.Context, kinds ...Kind) ([]VerifyResult, err
 		case KindImage:
 			verr = verifyImage(ctx, e)
 		case KindProvisioned:
-			verr = verifyProvisioned(ctx, e)
+			verr = verifyProvisioned(ctx, c.root, e)
 		case KindArtifactDrive:
 			verr = verifyArtifactDrive(e)
 		}
@@ -474,7 +474,11 @@ func verifyImage(ctx context.Context, e Entry) error {
 	return err
 }
 
-func verifyProvisioned(ctx context.Context, e Entry) error {
+// verifyProvisioned checks a saved guest. One saved over a base image
+// outside root (the cache was moved or copied; its next resume rebases it
+// onto this cache's base, provisioned.Entry.Relocate) is judged by its
+// own files only: its disk must still name that base.
+func verifyProvisioned(ctx context.Context, root string, e Entry) error {
 	var m provisioned.Meta
 	b, err := os.ReadFile(filepath.Join(e.Dir, provisioned.FileMeta))
 	if err != nil {
@@ -493,7 +497,8 @@ func verifyProvisioned(ctx context.Context, e Entry) error {
 			return fmt.Errorf("missing %s", f)
 		}
 	}
-	if _, err := os.Stat(m.Base); err != nil {
+	elsewhere := !strings.HasPrefix(m.Base, root+string(filepath.Separator))
+	if _, err := os.Stat(m.Base); err != nil && !elsewhere {
 		return fmt.Errorf("its base image is gone: %w", err)
 	}
 	disk := filepath.Join(e.Dir, provisioned.FileDisk)

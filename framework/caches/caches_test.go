@@ -213,3 +213,33 @@ func TestVerifyLeavesAnotherFormatsSavedGuest(t *testing.T) {
 	require.NoError(t, err)
 	assert.DirExists(t, old)
 }
+
+// A saved guest of a moved or copied cache names the old cache's base
+// image: verify keeps it while its own files hold (its next resume rebases
+// it, provisioned.Entry.Relocate), and removes a saved guest whose base in
+// this cache is gone (the failing input).
+func TestVerifyKeepsAMovedCachesSavedGuest(t *testing.T) {
+	old := filepath.Join(t.TempDir(), "old")
+	_, _ = fill(t, old)
+	moved := filepath.Join(t.TempDir(), "moved")
+	require.NoError(t, os.Rename(old, moved))
+	c, err := Open(moved)
+	require.NoError(t, err)
+	res, err := c.Verify(context.Background(), KindProvisioned)
+	require.NoError(t, err)
+	require.Len(t, res, 1)
+	assert.NoError(t, res[0].Err)
+	assert.DirExists(t, res[0].Entry.Dir)
+
+	root := t.TempDir()
+	imageDir, savedDir := fill(t, root)
+	require.NoError(t, os.RemoveAll(imageDir))
+	c, err = Open(root)
+	require.NoError(t, err)
+	res, err = c.Verify(context.Background(), KindProvisioned)
+	require.NoError(t, err)
+	require.Len(t, res, 1)
+	require.Error(t, res[0].Err)
+	assert.Contains(t, res[0].Err.Error(), "its base image is gone")
+	assert.NoDirExists(t, savedDir)
+}

@@ -55,7 +55,7 @@ func Run(ctx context.Context, in RunInput) (code int, err error) {
 		t = &RunTimings{}
 	}
 	t.Begin = time.Now()
-	cfg, err := in.Guest.resumeConfig()
+	cfg, err := in.Guest.resumeConfig(ctx)
 	if err != nil {
 		return -1, err
 	}

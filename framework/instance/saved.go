@@ -82,7 +82,7 @@ func FindSaved(ctx context.Context, in SavedInput) (*Guest, error) {
 	}
 	key = provisioned.DriveKey(key, in.ArtifactDrive)
 	g := &Guest{Template: in.Template, Image: in.Image, Arch: in.Arch, Store: store, Key: key, ArtifactDrive: in.ArtifactDrive}
-	if e, ok := store.Lookup(key); ok {
+	if e, ok := store.Lookup(key, in.Image.Disk); ok {
 		g.Saved = e
 		return g, nil
 	}
@@ -98,7 +98,7 @@ func FindSaved(ctx context.Context, in SavedInput) (*Guest, error) {
 		return nil, err
 	}
 	defer unlock()
-	if e, ok := store.Lookup(key); ok { // saved while we waited for the lock
+	if e, ok := store.Lookup(key, in.Image.Disk); ok { // saved while we waited for the lock
 		g.Saved = e
 		return g, nil
 	}
@@ -140,13 +140,13 @@ func machineImage(img *image.Artifact, entry *catalog.Image) machine.Image {
 }
 
 // resumeConfig is the machine config that resumes g's saved guest.
-func (g *Guest) resumeConfig() (machine.Config, error) {
+func (g *Guest) resumeConfig(ctx context.Context) (machine.Config, error) {
 	e := g.Saved
 	if e == nil {
 		return machine.Config{}, errors.New("instance: Guest.Saved is nil")
 	}
 	entry := g.Image.Entry
-	return e.ResumeConfig(machine.Config{
+	return e.ResumeConfig(ctx, machine.Config{
 		Template: g.Template,
 		Image:    machineImage(g.Image, &entry),
 		Arch:     g.Arch,

@@ -85,7 +85,7 @@ func (s *Store) Up(ctx context.Context, in UpInput) (*Instance, error) {
 }
 
 func (s *Store) up(ctx context.Context, in UpInput, name, dir string, rec Record) (_ *Instance, retErr error) {
-	cfg, err := in.Guest.resumeConfig()
+	cfg, err := in.Guest.resumeConfig(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -11,10 +11,14 @@ import (
 )
 
 // ResumeConfig returns cfg set up to resume the entry's guest: the
-// entry's identity checked (Verify), its keys read. Set
+// entry's identity checked (Verify), its disk moved onto cfg.Image.Disk
+// when the cache moved (Relocate), its keys read. Set
 // cfg.Resume.AfterLoad afterwards for QMP changes before the guest runs.
-func (e *Entry) ResumeConfig(cfg machine.Config) (machine.Config, error) {
+func (e *Entry) ResumeConfig(ctx context.Context, cfg machine.Config) (machine.Config, error) {
 	if err := e.Verify(); err != nil {
+		return cfg, err
+	}
+	if err := e.Relocate(ctx, cfg.Image.Disk, cfg.Image.Format); err != nil {
 		return cfg, err
 	}
 	clientKey, err := os.ReadFile(e.Path(FileClientKey))

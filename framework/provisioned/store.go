@@ -67,6 +67,9 @@ type Entry struct {
 	// Rerecorded names the files whose identity Verify found moved (a
 	// copied cache), checked by digest and recorded anew.
 	Rerecorded []string
+	// MovedFrom is the base image path the entry was saved over, when
+	// Relocate rebased it onto this cache's.
+	MovedFrom string
 }
 
 // Path of a file in the entry.
@@ -109,9 +112,13 @@ func Open(cacheDir string) (*Store, error) {
 	return &Store{dir: dir}, nil
 }
 
-// Lookup returns the entry for key when it is complete and its base image
-// is still there; a broken entry is removed.
-func (s *Store) Lookup(key string) (*Entry, bool) {
+// Lookup returns the entry for key when it is complete and can still be
+// resumed over base, the base image of this run (the caller resolved it:
+// "" if unknown); a broken entry is removed. An entry saved over another
+// path than base (the cache was moved or copied; the key, which hashes
+// the image's source and digest, says base holds the same image) is kept
+// even when its old base is gone: ResumeConfig rebases it.
+func (s *Store) Lookup(key, base string) (*Entry, bool) {
 	dir := filepath.Join(s.dir, key)
 	b, err := os.ReadFile(filepath.Join(dir, FileMeta))
 	if err != nil {
@@ -128,7 +135,7 @@ func (s *Store) Lookup(key string) (*Entry, bool) {
 			return nil, false
 		}
 	}
-	if _, err := os.Stat(m.Base); err != nil {
+	if _, err := os.Stat(m.Base); err != nil && (base == "" || absPath(base) == m.Base) {
 		// The base image was pruned: the disk's backing file is gone.
 		_ = os.RemoveAll(dir)
 		return nil, false
@@ -136,6 +143,13 @@ func (s *Store) Lookup(key string) (*Entry, bool) {
 	now := time.Now()
 	_ = os.Chtimes(filepath.Join(dir, FileMeta), now, now) // last used
 	return &Entry{Dir: dir, Meta: m}, true
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
 
 // Lock takes the entry's lock (one provisioning per key at a time across

@@ -36,7 +36,7 @@ func TestCommitLookupAndBrokenEntries(t *testing.T) {
 	baseImg := filepath.Join(dir, "base.qcow2")
 	require.NoError(t, os.WriteFile(baseImg, []byte("base"), 0o644))
 
-	_, ok := s.Lookup("k1")
+	_, ok := s.Lookup("k1", "")
 	assert.False(t, ok, "empty store")
 
 	unlock, err := s.Lock(context.Background(), "k1")
@@ -46,14 +46,14 @@ func TestCommitLookupAndBrokenEntries(t *testing.T) {
 	// A commit with a file missing fails and leaves nothing visible.
 	_, err = st.Commit(Meta{Key: "k1", Base: baseImg})
 	require.Error(t, err)
-	_, ok = s.Lookup("k1")
+	_, ok = s.Lookup("k1", "")
 	assert.False(t, ok)
 
 	stageAll(t, st)
 	e, err := st.Commit(Meta{Key: "k1", Template: "debian-13-docker", Base: baseImg})
 	require.NoError(t, err)
 	unlock()
-	got, ok := s.Lookup("k1")
+	got, ok := s.Lookup("k1", "")
 	require.True(t, ok)
 	assert.Equal(t, e.Dir, got.Dir)
 	assert.Equal(t, "debian-13-docker", got.Meta.Template)
@@ -61,9 +61,13 @@ func TestCommitLookupAndBrokenEntries(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, list, 1)
 
-	// The base image disappears: the entry is unusable and removed.
+	// The base image disappears: the entry is unusable and removed, when
+	// the run's base is that path (or unknown). Over another base (a
+	// moved cache) it is kept for ResumeConfig to rebase.
 	require.NoError(t, os.Remove(baseImg))
-	_, ok = s.Lookup("k1")
+	_, ok = s.Lookup("k1", filepath.Join(dir, "moved", "base.qcow2"))
+	assert.True(t, ok, "kept for a moved cache")
+	_, ok = s.Lookup("k1", baseImg)
 	assert.False(t, ok)
 	_, err = os.Stat(e.Dir)
 	assert.True(t, os.IsNotExist(err))
@@ -79,7 +83,7 @@ func TestLookupRemovesEntryWithMissingFile(t *testing.T) {
 	e, err := st.Commit(Meta{Key: "k2", Base: dir})
 	require.NoError(t, err)
 	require.NoError(t, os.Remove(e.Path(FileSeed)))
-	_, ok := s.Lookup("k2")
+	_, ok := s.Lookup("k2", "")
 	assert.False(t, ok)
 }
 
@@ -172,7 +176,7 @@ func TestVerifyAcceptsACopiedEntryByDigest(t *testing.T) {
 			copied, err := Open(filepath.Join(dir, "copy"))
 			require.NoError(t, err)
 			copyEntry(t, orig.Dir, filepath.Join(dir, "copy", "provisioned", "k"), keepMtime)
-			e, ok := copied.Lookup("k")
+			e, ok := copied.Lookup("k", "")
 			require.True(t, ok)
 			require.NoError(t, e.Verify())
 			assert.ElementsMatch(t, []string{FileDisk, FileRAM, FileState}, e.Rerecorded)
@@ -180,7 +184,7 @@ func TestVerifyAcceptsACopiedEntryByDigest(t *testing.T) {
 				assert.NotEqual(t, orig.Meta.Files[f].Inode, e.Meta.Files[f].Inode, f)
 				assert.Equal(t, orig.Meta.Files[f].SHA256, e.Meta.Files[f].SHA256, f)
 			}
-			again, ok := copied.Lookup("k")
+			again, ok := copied.Lookup("k", "")
 			require.True(t, ok)
 			assert.Equal(t, e.Meta.Files, again.Meta.Files, "meta.json records the new identities")
 			require.NoError(t, again.Verify())
@@ -191,7 +195,7 @@ func TestVerifyAcceptsACopiedEntryByDigest(t *testing.T) {
 			require.NoError(t, err)
 			copyEntry(t, orig.Dir, filepath.Join(dir, "bad", "provisioned", "k"), keepMtime)
 			require.NoError(t, os.WriteFile(filepath.Join(dir, "bad", "provisioned", "k", FileRAM), []byte(strings.ToUpper(FileRAM)), 0o600))
-			be, ok := bad.Lookup("k")
+			be, ok := bad.Lookup("k", "")
 			require.True(t, ok)
 			before, err := os.ReadFile(be.Path(FileMeta))
 			require.NoError(t, err)
@@ -218,7 +222,7 @@ func TestOutdatedEntriesAreListedNotResumed(t *testing.T) {
 	require.Len(t, got, 1)
 	assert.Equal(t, old, got[0].Dir)
 	assert.Empty(t, s.Outdated("debian-13-docker"))
-	_, ok := s.Lookup("oldkey")
+	_, ok := s.Lookup("oldkey", "")
 	assert.False(t, ok)
 }
 

@@ -171,6 +171,24 @@ func CreateOverlay(ctx context.Context, base, baseFormat, overlay string, sizeBy
 	return nil
 }
 
+// RebaseUnsafe points the qcow2 overlay at another backing file without
+// reading either image (`qemu-img rebase -u`): only for a backing file
+// known to hold the same bytes as the old one (a moved cache). The base
+// path is made absolute, as in CreateOverlay.
+func RebaseUnsafe(ctx context.Context, overlay, base, baseFormat string) error {
+	abs, err := filepath.Abs(base)
+	if err != nil {
+		return fmt.Errorf("rebasing %s: %w", overlay, err)
+	}
+	if baseFormat == "" {
+		return fmt.Errorf("rebasing %s: base format must be set (qcow2 or raw)", overlay)
+	}
+	if _, err := runImg(ctx, "rebase", "-u", "-f", FormatQcow2, "-b", abs, "-F", baseFormat, overlay); err != nil {
+		return fmt.Errorf("rebasing %s: %w", overlay, err)
+	}
+	return nil
+}
+
 // CreateUEFIVars makes a per-machine UEFI variable store at dst from the
 // arch's template (or template, if set). A dst ending in .qcow2 is
 // written as qcow2, which savevm needs (a writable raw pflash blocks it);
