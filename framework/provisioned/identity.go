@@ -116,15 +116,24 @@ func (e *Entry) Verify() error {
 	}
 	m := e.Meta
 	m.Files = files
+	if err := e.rewriteMeta(m); err != nil {
+		return fmt.Errorf("recording the identities of %s's copied files: %w", e.Dir, err)
+	}
+	e.Rerecorded = moved
+	return nil
+}
+
+// rewriteMeta replaces the committed entry's meta.json with m (atomically:
+// a reader sees the old or the new one) and e.Meta with it.
+func (e *Entry) rewriteMeta(m Meta) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
 	if err := fsutil.WriteFileAtomic(e.Path(FileMeta), append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("recording the identities of %s's copied files: %w", e.Dir, err)
+		return err
 	}
 	e.Meta = m
-	e.Rerecorded = moved
 	return nil
 }
 

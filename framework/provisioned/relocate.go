@@ -2,12 +2,10 @@ package provisioned
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"time"
 
-	"github.com/guestcatalog/guestcatalog/framework/fsutil"
 	"github.com/guestcatalog/guestcatalog/framework/machine"
 	"github.com/guestcatalog/guestcatalog/framework/qemu"
 )
@@ -59,13 +57,9 @@ func (e *Entry) Relocate(ctx context.Context, base, format string) error {
 	m.Files[FileDisk] = id
 	from := m.Base
 	m.Base = abs
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := fsutil.WriteFileAtomic(e.Path(FileMeta), append(b, '\n'), 0o644); err != nil {
+	if err := e.rewriteMeta(m); err != nil {
 		return fmt.Errorf("recording %s's new base image: %w", e.Dir, err)
 	}
-	e.Meta, e.MovedFrom = m, from
+	e.MovedFrom = from
 	return nil
 }

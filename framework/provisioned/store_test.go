@@ -20,6 +20,20 @@ func stageAll(t *testing.T, st *Staging) {
 	}
 }
 
+// committed is an entry "k" over base dir in a new store under dir, its
+// files holding their own names.
+func committed(t *testing.T, dir string) *Entry {
+	t.Helper()
+	s, err := Open(dir)
+	require.NoError(t, err)
+	st, err := s.Stage()
+	require.NoError(t, err)
+	stageAll(t, st)
+	e, err := st.Commit(Meta{Key: "k", Base: dir})
+	require.NoError(t, err)
+	return e
+}
+
 func TestKeyIsSensitiveToEveryPart(t *testing.T) {
 	base := Key("img", "tmpl", "ud")
 	assert.Equal(t, base, Key("img", "tmpl", "ud"))
@@ -119,18 +133,11 @@ func TestVerifyCatchesChangedFiles(t *testing.T) {
 		{"no identities", "records no file identities", func(e *Entry) { e.Meta.Files = nil }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			s, err := Open(dir)
-			require.NoError(t, err)
-			st, err := s.Stage()
-			require.NoError(t, err)
-			stageAll(t, st)
-			e, err := st.Commit(Meta{Key: "k", Base: dir})
-			require.NoError(t, err)
+			e := committed(t, t.TempDir())
 			require.NoError(t, e.Verify())
 			require.NoError(t, e.VerifyDigests())
 			tc.change(e)
-			err = e.Verify()
+			err := e.Verify()
 			require.ErrorIs(t, err, machine.ErrSavedGuestMismatch)
 			assert.Contains(t, err.Error(), tc.detail)
 		})
@@ -165,13 +172,7 @@ func TestVerifyAcceptsACopiedEntryByDigest(t *testing.T) {
 	for _, keepMtime := range []bool{true, false} {
 		t.Run(fmt.Sprintf("mtime kept %v", keepMtime), func(t *testing.T) {
 			dir := t.TempDir()
-			s, err := Open(dir)
-			require.NoError(t, err)
-			st, err := s.Stage()
-			require.NoError(t, err)
-			stageAll(t, st)
-			orig, err := st.Commit(Meta{Key: "k", Base: dir})
-			require.NoError(t, err)
+			orig := committed(t, dir)
 
 			copied, err := Open(filepath.Join(dir, "copy"))
 			require.NoError(t, err)
