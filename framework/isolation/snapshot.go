@@ -42,7 +42,7 @@ func ResumeSaved(g *instance.Guest, ivs *intervals.Set) Resumer {
 // makes on CPU 0.
 const randomSamples = 256
 
-// randomScript reads 32 bytes from /dev/urandom and, where python3 is
+// randomScript returns the script that reads 32 bytes from /dev/urandom and, where python3 is
 // installed, 32 from getrandom(2), straight after the resume; then, pinned
 // to CPU 0, randomSamples calls of 16 bytes. The kernel's crng is per CPU
 // and every call, the guest's own included (sshd, exec's ASLR), takes one
@@ -51,7 +51,8 @@ const randomSamples = 256
 // their runs of samples overlap. Measured here on aarch64 (no vmgenid in
 // QEMU 7.2): single reads differed every time, while 226 of 256 samples
 // were common to two resumes; x86_64 with vmgenid: none.
-var randomScript = `printf 'urandom %s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+func randomScript() string {
+	return `printf 'urandom %s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 if command -v python3 >/dev/null; then python3 -c '
 import os
 print("getrandom", os.getrandom(32).hex())
@@ -60,6 +61,7 @@ try:
 except OSError:
     pass
 print("samples", ",".join(os.getrandom(16).hex() for _ in range(` + strconv.Itoa(randomSamples) + `)))'; fi`
+}
 
 // parseRandom maps each source (urandom, getrandom) to its hex bytes, and
 // samples to its comma-separated 16-byte values.
@@ -112,7 +114,7 @@ func checkSnapshotUnique(ctx context.Context, in Input) (Status, string) {
 	}
 	var got [2]map[string]string
 	for i := range got {
-		out, err := in.Resume(ctx, randomScript)
+		out, err := in.Resume(ctx, randomScript())
 		if err != nil {
 			return Skipped, fmt.Sprintf("resume %d of the saved guest: %v", i+1, err)
 		}
