@@ -10,8 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -51,29 +49,6 @@ func requireSavedGuest(t *testing.T, name string) config.Config {
 	return cfg
 }
 
-// processesNaming lists live processes whose command line holds s (QEMU,
-// the egress-proxy helper); qemuOnly: QEMU's only.
-func processesNaming(s string, qemuOnly bool) []int {
-	var pids []int
-	des, _ := os.ReadDir("/proc")
-	for _, de := range des {
-		pid, err := strconv.Atoi(de.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", de.Name(), "cmdline"))
-		if err != nil || !strings.Contains(string(b), s) ||
-			qemuOnly && !strings.HasPrefix(filepath.Base(strings.SplitN(string(b), "\x00", 2)[0]), "qemu") {
-			continue
-		}
-		if st, err := os.ReadFile(filepath.Join("/proc", de.Name(), "stat")); err == nil && strings.Contains(string(st), ") Z ") {
-			continue
-		}
-		pids = append(pids, pid)
-	}
-	return pids
-}
-
 // Ctrl-C while `catalog up` starts its detached guest: the CLI exits 130
 // within a second, and neither the guest's QEMU (which has its own session
 // and no parent-death signal, so that it can outlive the CLI) nor the
@@ -108,7 +83,7 @@ func startUp(t *testing.T, bin string, cfg config.Config, tmpl string) *starting
 	env := testEnv("GUESTCATALOG_CACHE=" + cfg.CacheDir)
 	u := &startingUp{dir: filepath.Join(cfg.CacheDir, "instances", name), out: &bytes.Buffer{}, exited: make(chan error, 1)}
 	t.Cleanup(func() {
-		for _, pid := range processesNaming(u.dir, false) {
+		for _, pid := range qemutest.Processes(u.dir, false) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 		down := exec.Command(bin, "down", "--force", name)
@@ -122,7 +97,7 @@ func startUp(t *testing.T, bin string, cfg config.Config, tmpl string) *starting
 	require.NoError(t, u.cmd.Start())
 	go func() { u.exited <- u.cmd.Wait() }()
 	deadline := time.Now().Add(time.Minute)
-	for len(processesNaming(u.dir, true)) == 0 {
+	for len(qemutest.Processes(u.dir, true)) == 0 {
 		select {
 		case err := <-u.exited:
 			t.Fatalf("up ended before its QEMU was seen: %v\n%s", err, u.out)
@@ -173,7 +148,7 @@ func upInterrupted(t *testing.T, bin, tmpl string) {
 			interrupted++
 			assert.Equal(t, ExitInterrupted, ee.ExitCode(), u.out.String())
 			assert.Less(t, took, time.Second, "exit after SIGINT")
-			assert.Eventually(t, func() bool { return len(processesNaming(u.dir, false)) == 0 }, 2*time.Second, 20*time.Millisecond,
+			assert.Eventually(t, func() bool { return len(qemutest.Processes(u.dir, false)) == 0 }, 2*time.Second, 20*time.Millisecond,
 				"the instance's QEMU or proxy helper outlived an interrupted up\n%s", u.out)
 			assert.NoDirExists(t, u.dir, "the instance's directory outlived an interrupted up")
 			t.Logf("SIGINT %s after QEMU appeared: exit %d after %s", delay.Round(time.Millisecond), ee.ExitCode(), took.Round(time.Millisecond))

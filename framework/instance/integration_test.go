@@ -227,7 +227,7 @@ func TestIntegrationRunRmCancelled(t *testing.T) {
 		done <- err
 	}()
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "started") }, 2*time.Minute, 50*time.Millisecond)
-	pids := qemuUnder(t, root)
+	pids := qemutest.Processes(root, true)
 	require.NotEmpty(t, pids, "a qemu runs the guest")
 	t0 := time.Now()
 	cancel()
@@ -254,7 +254,7 @@ func TestIntegrationUpCancelledDuringStart(t *testing.T) {
 		_, err := s.Up(ctx, UpInput{Guest: f.guest, Intervals: f.ivs})
 		done <- err
 	}()
-	require.Eventually(t, func() bool { return len(qemuUnder(t, s.Dir())) > 0 }, time.Minute, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(qemutest.Processes(s.Dir(), true)) > 0 }, time.Minute, 20*time.Millisecond)
 	cancel()
 	select {
 	case err := <-done:
@@ -273,35 +273,9 @@ func shortRunRoot(t testing.TB) string {
 	return d
 }
 
-// qemuUnder lists live QEMU processes whose command line names dir.
-func qemuUnder(t testing.TB, dir string) []int {
-	t.Helper()
-	var pids []int
-	des, _ := os.ReadDir("/proc")
-	for _, de := range des {
-		b, err := os.ReadFile(filepath.Join("/proc", de.Name(), "cmdline"))
-		if err != nil || !strings.HasPrefix(filepath.Base(strings.SplitN(string(b), "\x00", 2)[0]), "qemu") {
-			continue
-		}
-		if !strings.Contains(string(b), dir) {
-			continue
-		}
-		st, err := os.ReadFile(filepath.Join("/proc", de.Name(), "stat"))
-		if err == nil && strings.Contains(string(st), ") Z ") {
-			continue
-		}
-		var pid int
-		for _, c := range de.Name() {
-			pid = pid*10 + int(c-'0')
-		}
-		pids = append(pids, pid)
-	}
-	return pids
-}
-
 func assertNothingLeft(t testing.TB, root string) {
 	t.Helper()
-	require.Eventually(t, func() bool { return len(qemuUnder(t, root)) == 0 }, 10*time.Second, 50*time.Millisecond, "qemu left running")
+	require.Eventually(t, func() bool { return len(qemutest.Processes(root, true)) == 0 }, 10*time.Second, 50*time.Millisecond, "qemu left running")
 	des, err := os.ReadDir(root)
 	require.NoError(t, err)
 	assert.Empty(t, des, "run root not empty")

@@ -42,9 +42,9 @@ func ResumeSaved(g *instance.Guest, ivs *intervals.Set) Resumer {
 // makes on CPU 0.
 const randomSamples = 256
 
-// randomScript returns the script that reads 32 bytes from /dev/urandom and, where python3 is
-// installed, 32 from getrandom(2), straight after the resume; then, pinned
-// to CPU 0, randomSamples calls of 16 bytes. The kernel's crng is per CPU
+// randomScript returns the script that reads 32 bytes from /dev/urandom
+// and, where python3 is installed, 32 from getrandom(2), straight after the
+// resume; then, pinned to CPU 0, randomSamples calls of 16 bytes. The kernel's crng is per CPU
 // and every call, the guest's own included (sshd, exec's ASLR), takes one
 // step of it: two resumes that share its state rarely return equal first
 // reads (they read on another CPU or after another number of steps), but
@@ -68,11 +68,7 @@ print("samples", ",".join(os.getrandom(16).hex() for _ in range(` + strconv.Itoa
 func parseRandom(out string) map[string]string {
 	m := map[string]string{}
 	for _, l := range strings.Split(out, "\n") {
-		f := strings.Fields(l)
-		switch {
-		case len(f) == 2 && len(f[1]) == 64:
-			m[f[0]] = f[1]
-		case len(f) == 2 && f[0] == "samples":
+		if f := strings.Fields(l); len(f) == 2 && (len(f[1]) == 64 || f[0] == "samples") {
 			m[f[0]] = f[1]
 		}
 	}

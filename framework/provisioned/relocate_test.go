@@ -41,9 +41,9 @@ func createImage(t *testing.T, path string) {
 	require.NoError(t, err, "%s", out)
 }
 
-// copyTree copies dir to dst file by file (new inodes, mtimes kept), as
-// cp -a, rsync or a restore would.
-func copyTree(t *testing.T, dir, dst string) {
+// copyTree copies dir to dst file by file as cp -a, rsync or a restore
+// would: new inodes; mtimes kept when keepMtime.
+func copyTree(t *testing.T, dir, dst string, keepMtime bool) {
 	t.Helper()
 	require.NoError(t, filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
@@ -61,7 +61,7 @@ func copyTree(t *testing.T, dir, dst string) {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dst, rel), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dst, rel), b, 0o644); err != nil || !keepMtime {
 			return err
 		}
 		return os.Chtimes(filepath.Join(dst, rel), st.ModTime(), st.ModTime())
@@ -92,7 +92,7 @@ func TestRelocateAMovedCache(t *testing.T) {
 		name := map[bool]string{false: "copied", true: "moved"}[moved]
 		t.Run(name, func(t *testing.T) {
 			cache := filepath.Join(root, name)
-			copyTree(t, oldCache, cache)
+			copyTree(t, oldCache, cache, true)
 			if moved {
 				require.NoError(t, os.Rename(oldCache, oldCache+".gone"))
 				t.Cleanup(func() { require.NoError(t, os.Rename(oldCache+".gone", oldCache)) })

@@ -144,25 +144,6 @@ func TestVerifyCatchesChangedFiles(t *testing.T) {
 	}
 }
 
-// copyEntry copies an entry's files to dst as cp -a, rsync or a tar
-// restore would: new inodes; mtimes kept when keepMtime.
-func copyEntry(t *testing.T, src, dst string, keepMtime bool) {
-	t.Helper()
-	require.NoError(t, os.MkdirAll(dst, 0o755))
-	des, err := os.ReadDir(src)
-	require.NoError(t, err)
-	for _, de := range des {
-		b, err := os.ReadFile(filepath.Join(src, de.Name()))
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(dst, de.Name()), b, 0o600))
-		if keepMtime {
-			st, err := os.Stat(filepath.Join(src, de.Name()))
-			require.NoError(t, err)
-			require.NoError(t, os.Chtimes(filepath.Join(dst, de.Name()), st.ModTime(), st.ModTime()))
-		}
-	}
-}
-
 // A copied cache (new inodes, mtimes kept or not) holds the same saved
 // guests: Verify hashes the moved files once, accepts them by their saved
 // digests and records their new identities, so the next resume is cheap
@@ -176,7 +157,7 @@ func TestVerifyAcceptsACopiedEntryByDigest(t *testing.T) {
 
 			copied, err := Open(filepath.Join(dir, "copy"))
 			require.NoError(t, err)
-			copyEntry(t, orig.Dir, filepath.Join(dir, "copy", "provisioned", "k"), keepMtime)
+			copyTree(t, orig.Dir, filepath.Join(dir, "copy", "provisioned", "k"), keepMtime)
 			e, ok := copied.Lookup("k", "")
 			require.True(t, ok)
 			require.NoError(t, e.Verify())
@@ -194,7 +175,7 @@ func TestVerifyAcceptsACopiedEntryByDigest(t *testing.T) {
 			// The failing input: a copy whose RAM has other bytes of the same size.
 			bad, err := Open(filepath.Join(dir, "bad"))
 			require.NoError(t, err)
-			copyEntry(t, orig.Dir, filepath.Join(dir, "bad", "provisioned", "k"), keepMtime)
+			copyTree(t, orig.Dir, filepath.Join(dir, "bad", "provisioned", "k"), keepMtime)
 			require.NoError(t, os.WriteFile(filepath.Join(dir, "bad", "provisioned", "k", FileRAM), []byte(strings.ToUpper(FileRAM)), 0o600))
 			be, ok := bad.Lookup("k", "")
 			require.True(t, ok)
