@@ -521,6 +521,16 @@ func (m *Machine) fail(ctx context.Context, err error) error {
 			pe.Hint = probeErr.Hint
 		}
 	}
+	// An interrupted start (ctx ended: Ctrl-C) keeps nothing and has no
+	// time to spend: the CLI exits within a second, and a detached QEMU
+	// not yet handed over must be gone by then. No console wait, no log
+	// collection, no ACPI powerdown: SIGKILL at once (Discard).
+	if ctx.Err() != nil && !m.cfg.KeepOnFailure {
+		if derr := m.Discard(context.WithoutCancel(ctx)); derr != nil {
+			m.logger.Warn("cleanup after an interrupted start", "err", derr)
+		}
+		return pe
+	}
 	// The console tail: wait for the watcher to read the file to its end
 	// when QEMU is gone, so the last lines (the panic) are in it.
 	if m.watchDone != nil && m.vm != nil {
